@@ -1,0 +1,111 @@
+"""Roleta: the application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request, session
+from flask_login import current_user
+
+from portal import database  # noqa: F401  (engine pragmas)
+from portal.config import build_config
+from portal.extensions import (
+    babel,
+    csrf,
+    db,
+    htmx,
+    limiter,
+    login_manager,
+    migrate,
+    sock,
+)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; `config` overrides what the environment says."""
+    cfg = build_config(config)
+    app = Flask(__name__, instance_path=cfg["INSTANCE_PATH"])
+    app.config.update(cfg)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from portal.redis_conn import limiter_storage_uri, redis_url
+
+    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(redis_url(app)))
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(__file__).parent / "migrations"),
+        render_as_batch=True,
+    )
+    htmx.init_app(app)
+    sock.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    _init_login(app)
+
+    from portal import errors_http, org, roles, security, settings, users
+    from portal.api import bp as api_bp
+    from portal.auth import bp as auth_bp
+    from portal.cli import register_commands
+    from portal.main import bp as main_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    for admin_feature in (users, org, roles, settings):
+        app.register_blueprint(admin_feature.bp, url_prefix="/admin")
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    csrf.exempt(api_bp)  # bearer-key API: no cookies, so no CSRF to forge
+
+    security.init_app(app)
+    errors_http.init_app(app)
+    register_commands(app)
+    _init_templates(app)
+    return app
+
+
+def _select_locale() -> str | None:
+    from flask import current_app, has_request_context
+
+    if not has_request_context():
+        return None  # jobs and commands choose with force_locale
+    languages = list(current_app.config["LANGUAGES"])
+    if current_user and current_user.is_authenticated and current_user.language:
+        return current_user.language
+    if session.get("language") in languages:
+        return session["language"]
+    return request.accept_languages.best_match(languages) or "en"
+
+
+def _init_login(app: Flask) -> None:
+    from portal.auth.service import load_session_user
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login_form"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_session_user)
+
+    from flask_babel import lazy_gettext
+
+    login_manager.login_message = lazy_gettext("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
+
+
+def _init_templates(app: Flask) -> None:
+    from flask_babel import get_locale
+
+    from portal.auth.access import can
+    from portal.navigation import navigation
+
+    @app.context_processor
+    def portal_context() -> dict:
+        locale = get_locale()
+        return {
+            "can": can,
+            "navigation": navigation,
+            "languages": app.config["LANGUAGES"],
+            "html_lang": str(locale).replace("_", "-") if locale else "en",
+        }

@@ -1,0 +1,33 @@
+"""Permission checks for views: every page and action names what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+
+from flask import abort
+from flask_login import current_user, login_required
+
+F = TypeVar("F", bound=Callable)
+
+
+def require(*permissions: str) -> Callable[[F], F]:
+    """Sign-in plus at least one of `permissions`, else 403."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not any(current_user.can(p) for p in permissions):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def can(permission: str) -> bool:
+    """For templates and services: does the signed-in user hold `permission`?"""
+    return bool(current_user.is_authenticated and current_user.can(permission))

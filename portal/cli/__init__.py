@@ -1,0 +1,12 @@
+"""Flask CLI commands (CONTRACT): create-user, settings, seed-demo, worker."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_commands(app: Flask) -> None:
+    from portal.cli import commands
+
+    for command in commands.ALL:
+        app.cli.add_command(command)

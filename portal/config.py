@@ -1,0 +1,94 @@
+"""Configuration read from the environment, with embedded defaults.
+
+Every setting a deployment may change is an environment variable listed in the
+README; nothing secret is hard-coded. `SECRET_KEY` is generated into the
+instance folder on first start so that sessions survive restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("PORTAL_INSTANCE", Path.cwd() / "instance"))
+
+
+def _secret_key(instance: Path) -> str:
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once must agree on one key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _database_url(instance: Path) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        # Operators often paste the libpq form; we speak psycopg 3.
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://") :]
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+    return f"sqlite:///{instance / 'roleta.db'}"
+
+
+def build_config(overrides: dict | None = None) -> dict:
+    """Return the configuration mapping for `create_app`."""
+    instance = Path((overrides or {}).get("INSTANCE_PATH") or INSTANCE_DIR).resolve()
+    cfg: dict = {
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": _secret_key(instance),
+        "SQLALCHEMY_DATABASE_URI": _database_url(instance),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "PORTAL_PORT": int(os.environ.get("PORTAL_PORT", "5000")),
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL") or None,
+        "MAIL_URL": os.environ.get("MAIL_URL") or None,
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Roleta <no-reply@localhost>"),
+        "OUTBOX_DIR": str(instance / "outbox"),
+        "RQ_QUEUE": os.environ.get("RQ_QUEUE", "roleta"),
+        # An all-day shift must not meet an expired form.
+        "WTF_CSRF_TIME_LIMIT": int(timedelta(hours=24).total_seconds()),
+        "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
+        "ACTIVATION_MAX_AGE": int(timedelta(days=3).total_seconds()),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("COOKIE_SECURE", "auto"),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": True,
+        "LOGIN_FAILURE_LIMIT": "5 per minute",
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
+        "LANGUAGES": {
+            "en": "English",
+            "pt_BR": "Português (Brasil)",
+            "es": "Español",
+            "ru": "Русский",
+        },
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    }
+    if overrides:
+        cfg.update(overrides)
+    secure = cfg["SESSION_COOKIE_SECURE"]
+    if isinstance(secure, str):
+        # "auto": Secure when the public URL is https; plain http on a laptop
+        # would otherwise never keep a session.
+        public = cfg.get("PUBLIC_URL") or ""
+        cfg["SESSION_COOKIE_SECURE"] = (
+            public.startswith("https://") if secure == "auto" else secure == "1"
+        )
+    return cfg

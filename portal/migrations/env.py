@@ -1,0 +1,51 @@
+"""Alembic environment, run through Flask-Migrate inside the app context."""
+
+from __future__ import annotations
+
+import logging
+
+from alembic import context
+from flask import current_app
+
+logger = logging.getLogger("alembic.env")
+config = context.config
+
+
+def _db():
+    return current_app.extensions["migrate"].db
+
+
+def _metadata():
+    return _db().metadata
+
+
+def run_migrations_offline() -> None:
+    url = _db().engine.url.render_as_string(hide_password=False)
+    context.configure(url=url, target_metadata=_metadata(), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    def skip_empty_autogenerate(context_, revision, directives):
+        if getattr(config.cmd_opts, "autogenerate", False):
+            script = directives[0]
+            if script.upgrade_ops.is_empty():
+                directives[:] = []
+                logger.info("No changes in schema detected.")
+
+    conf_args = dict(current_app.extensions["migrate"].configure_args)
+    conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
+
+    with _db().engine.connect() as connection:
+        context.configure(
+            connection=connection, target_metadata=_metadata(), **conf_args
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,19 @@
+"""SQLAlchemy models, one module per domain; import them all from here."""
+
+from portal.models.account import Account, ProcessMode
+from portal.models.org import Department, Team, TeamMember, Unit, UnitMember
+from portal.models.user import Role, RolePermission, User, UserStatus
+
+__all__ = [
+    "Account",
+    "Department",
+    "ProcessMode",
+    "Role",
+    "RolePermission",
+    "Team",
+    "TeamMember",
+    "Unit",
+    "UnitMember",
+    "User",
+    "UserStatus",
+]

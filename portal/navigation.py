@@ -1,0 +1,42 @@
+"""The top navigation: only what the signed-in user may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: object
+    permissions: tuple[str, ...]
+
+
+ADMIN_ITEMS = (
+    NavItem("users.index", _l("Users"), ("users.manage",)),
+    NavItem("org.teams", _l("Teams"), ("teams.manage",)),
+    NavItem("org.units", _l("Units"), ("units.manage",)),
+    NavItem("org.departments", _l("Departments"), ("departments.manage",)),
+    NavItem("roles.index", _l("Roles"), ("roles.manage",)),
+    NavItem("settings.index", _l("Settings"), ("settings.manage",)),
+)
+
+
+def navigation() -> list[dict]:
+    """Items for the current user, each {url, label, endpoint}."""
+    if not current_user.is_authenticated:
+        return []
+    items = [NavItem("main.home", _l("Home"), ())]
+    items += [
+        item
+        for item in ADMIN_ITEMS
+        if any(current_user.can(p) for p in item.permissions)
+    ]
+    return [
+        {"url": url_for(i.endpoint), "label": i.label, "endpoint": i.endpoint}
+        for i in items
+    ]

@@ -1,0 +1,5 @@
+"""Administration of roles: built-in presets and custom roles."""
+
+from portal.roles.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,5 @@
+"""Administration of users: create, edit, suspend, activation links."""
+
+from portal.users.views import bp
+
+__all__ = ["bp"]

