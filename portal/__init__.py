@@ -93,6 +93,22 @@ def _init_login(app: Flask) -> None:
     login_manager.login_message = lazy_gettext("Please sign in to see this page.")
     login_manager.login_message_category = "info"
 
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import flash, redirect, url_for
+
+        login_url = url_for("auth.login_form", next=request.full_path.rstrip("?"))
+        if request.path.startswith("/api/"):
+            from portal.errors_http import error_response
+
+            return error_response(401, str(lazy_gettext("Sign in first.")))
+        if getattr(request, "htmx", False):
+            # A fragment request must not swap the login page into a table
+            # cell: tell htmx to navigate the whole window instead.
+            return "", 401, {"HX-Redirect": login_url}
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(login_url)
+
 
 def _init_templates(app: Flask) -> None:
     from flask_babel import get_locale

@@ -46,8 +46,25 @@ def database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
+def _compile_catalogs() -> None:
+    """Compile stale .mo files, so a bare `pytest` tests real translations."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parent.parent / "portal" / "translations"
+    for po in root.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as src:
+            catalog = read_po(src, locale=po.parent.parent.name)
+        with mo.open("wb") as out:
+            write_mo(out, catalog)
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory, redis_url, database_url) -> Flask:
+    _compile_catalogs()
     instance = tmp_path_factory.mktemp("instance")
     app = create_app(
         {

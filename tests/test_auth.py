@@ -223,3 +223,16 @@ def test_health_names_what_is_up(client):
     response = client.get("/api/v1/health")
     assert response.status_code == 200
     assert response.get_json() == {"db": "ok", "redis": "ok"}
+
+
+def test_signed_out_htmx_request_navigates_the_window_to_login(client):
+    response = client.hx_get("/admin/users")
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login?next=/admin/users")
+    assert b"<html" not in response.data
+
+
+def test_signed_out_page_request_redirects_to_login(client):
+    response = client.get("/admin/users")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
