@@ -31,7 +31,7 @@ def seed_users(app, count: int) -> tuple[str, str]:
 
     from portal.auth.service import hash_password
     from portal.extensions import db
-    from portal.models import Role, TeamMember, User, UnitMember
+    from portal.models import Role, TeamMember, UnitMember, User
     from portal.models.org import department_member
     from portal.org import service as org
     from portal.settings.service import current_account
