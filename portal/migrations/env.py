@@ -10,6 +10,12 @@ from flask import current_app
 logger = logging.getLogger("alembic.env")
 config = context.config
 
+# Operators running `flask db upgrade` should see which revisions ran, without
+# reconfiguring the logging of a test session or a running app.
+if not logging.getLogger().handlers:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.INFO)
+
 
 def _db():
     return current_app.extensions["migrate"].db

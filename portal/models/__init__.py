@@ -1,11 +1,33 @@
 """SQLAlchemy models, one module per domain; import them all from here."""
 
 from portal.models.account import Account, ProcessMode
+from portal.models.contact import (
+    AssignmentHow,
+    AssignmentLog,
+    Campaign,
+    Contact,
+    ContactStatus,
+    HistoryEntry,
+    Lead,
+    Notification,
+    Origin,
+    SavedFilter,
+)
 from portal.models.org import Department, Team, TeamMember, Unit, UnitMember
 from portal.models.user import Role, RolePermission, User, UserStatus
 
 __all__ = [
     "Account",
+    "AssignmentHow",
+    "AssignmentLog",
+    "Campaign",
+    "Contact",
+    "ContactStatus",
+    "HistoryEntry",
+    "Lead",
+    "Notification",
+    "Origin",
+    "SavedFilter",
     "Department",
     "ProcessMode",
     "Role",

@@ -1,0 +1,234 @@
+"""Contacts, their leads, their timeline and who owned them when."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from portal.models.org import Department
+    from portal.models.user import User
+
+from portal.extensions import db
+from portal.models.base import AccountScoped, created_at_column, utcnow
+
+
+class ContactStatus(enum.StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    SCHEDULED = "scheduled"
+    WON = "won"
+    LOST = "lost"
+
+
+class Origin(enum.StrEnum):
+    WEB = "web"
+    STORE = "store"
+    MANUAL = "manual"
+    IMPORT = "import"
+
+
+class AssignmentHow(enum.StrEnum):
+    SELF = "self"
+    MANUAL = "manual"
+    BULK = "bulk"
+    ROULETTE = "roulette"
+    RULE = "rule"
+    REASSIGNMENT = "reassignment"
+    IMPORT = "import"
+
+
+campaign_member = Table(
+    "campaign_member",
+    db.metadata,
+    Column(
+        "campaign_id", ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Campaign(AccountScoped, db.Model):
+    """A marketing campaign; agents may claim its contacts only as members."""
+
+    __table_args__ = (UniqueConstraint("account_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    members: Mapped[list[User]] = relationship(secondary=campaign_member)
+
+
+class Contact(AccountScoped, db.Model):
+    """A person the team talks to; leads are their inquiries."""
+
+    __table_args__ = (
+        # Each list filter walks one of these in id order (keyset pagination).
+        Index("ix_contact_owner_page", "account_id", "owner_id", "id"),
+        Index("ix_contact_status_page", "account_id", "status", "id"),
+        Index("ix_contact_phone", "account_id", "phone_national"),
+        Index("ix_contact_email", "account_id", "email_normalized"),
+        Index("ix_contact_name", "account_id", "name_search"),
+        Index("ix_contact_activity", "account_id", "last_activity_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Lower-cased, accents folded: what name search compares against.
+    name_search: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    # E.164 for matching; the national number for "type the digits you know".
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    phone_national: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_normalized: Mapped[str | None] = mapped_column(String(254))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("department.id", ondelete="SET NULL"), index=True
+    )
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL"), index=True
+    )
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    custom: Mapped[dict] = mapped_column(JSON, default=dict)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(20), default=ContactStatus.NEW)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    origin: Mapped[str] = mapped_column(String(10), default=Origin.MANUAL)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    last_activity_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    department: Mapped[Department | None] = relationship()
+    campaign: Mapped[Campaign | None] = relationship()
+
+
+class Lead(AccountScoped, db.Model):
+    """One inbound inquiry of a contact; the roulette routes these."""
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "external_id"),
+        Index("ix_lead_state", "account_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE"), index=True
+    )
+    origin: Mapped[str] = mapped_column(String(10), default=Origin.WEB)
+    source: Mapped[str | None] = mapped_column(String(100))
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="SET NULL")
+    )
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("department.id", ondelete="SET NULL")
+    )
+    message: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    custom: Mapped[dict] = mapped_column(JSON, default=dict)
+    # queued | offered | assigned (CONTRACT's lead states)
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    created_at: Mapped[datetime] = created_at_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    contact: Mapped[Contact] = relationship()
+
+
+class HistoryEntry(AccountScoped, db.Model):
+    """One line of a contact's timeline."""
+
+    __table_args__ = (Index("ix_history_contact", "contact_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE")
+    )
+    # note | call | status | assignment | edit | offer | task | invoice
+    kind: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    body: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = created_at_column()
+
+    author: Mapped[User | None] = relationship()
+
+
+class AssignmentLog(AccountScoped, db.Model):
+    """Every change of a contact's owner: from, to, by whom, how, when."""
+
+    __table_args__ = (Index("ix_assignment_contact", "contact_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE")
+    )
+    from_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    to_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    how: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class SavedFilter(AccountScoped, db.Model):
+    """A user's named contact-list query string."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Notification(AccountScoped, db.Model):
+    """Something a user should see: a mention, an assignment, an alert."""
+
+    __table_args__ = (Index("ix_notification_user", "user_id", "read_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    url: Mapped[str | None] = mapped_column(String(500))
+    # The event this notifies about, so a job run twice notifies once.
+    dedupe_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
