@@ -47,3 +47,79 @@ def make_user(
             **flags,
         ),
     )
+
+
+def make_contact(
+    creator: User | None = None,
+    *,
+    name: str | None = None,
+    phone: str = "",
+    email: str = "",
+    owner: User | None = None,
+    unassigned: bool = False,
+    campaign: str | None = None,
+    department: str | None = None,
+    origin: str = "manual",
+):
+    """A contact made through the service; `unassigned=True` leaves it ownerless."""
+    from portal.contacts.service import ContactInput, create_contact
+    from portal.models import Campaign
+
+    account = current_account()
+    n = next(_seq)
+    if unassigned:
+        # Reception enters leads without keeping them: they arrive unowned,
+        # as API leads do.
+        creator = _first_user("reception")
+    creator = creator or _first_user("admin")
+    campaign_id = None
+    if campaign:
+        row = db.session.scalar(
+            db.select(Campaign).where(
+                Campaign.account_id == account.id, Campaign.key == campaign
+            )
+        )
+        if row is None:
+            row = Campaign(account_id=account.id, key=campaign, name=campaign.title())
+            db.session.add(row)
+            db.session.commit()
+        campaign_id = row.id
+    department_id = (
+        org.get_or_create_department(account, department).id if department else None
+    )
+    db.session.commit()
+    contact = create_contact(
+        account,
+        creator,
+        ContactInput(
+            name=name or f"Contact {n}",
+            phone=phone,
+            email=email or f"contact{n}@example.net",
+            owner_id=owner.id if owner else None,
+            campaign_id=campaign_id,
+            department_id=department_id,
+            origin=origin,
+        ),
+    )
+    return contact
+
+
+def add_to_campaign(user: User, key: str) -> None:
+    from portal.models import Campaign
+
+    account = current_account()
+    row = db.session.scalar(
+        db.select(Campaign).where(
+            Campaign.account_id == account.id, Campaign.key == key
+        )
+    )
+    if row is None:
+        row = Campaign(account_id=account.id, key=key, name=key.title())
+        db.session.add(row)
+    row.members.append(user)
+    db.session.commit()
+
+
+def _first_user(role: str) -> User:
+    user = db.session.scalar(db.select(User).where(User.role.has(key=role)).limit(1))
+    return user or make_user(role)

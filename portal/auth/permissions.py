@@ -87,6 +87,7 @@ ROLE_PRESETS: tuple[RolePreset, ...] = (
                 "ranking.view",
             }
         ),
+        restricted_by_default=True,
     ),
     RolePreset(
         "manager",
@@ -103,6 +104,7 @@ ROLE_PRESETS: tuple[RolePreset, ...] = (
                 "ranking.view",
             }
         ),
+        restricted_by_default=True,
     ),
     RolePreset(
         "attendant",

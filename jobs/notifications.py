@@ -1,0 +1,49 @@
+"""Notification jobs: each writes at most one row per event."""
+
+from __future__ import annotations
+
+from jobs import app_context
+
+
+def notify_assignment(log_id: int) -> int | None:
+    """Tell the new owner about an assignment; returns the notification id."""
+    with app_context():
+        from sqlalchemy.exc import IntegrityError
+
+        from portal.extensions import db
+        from portal.models import AssignmentLog, Contact, Notification, User
+
+        log = db.session.get(AssignmentLog, log_id)
+        if log is None or log.to_user_id is None:
+            return None
+        dedupe = f"assignment:{log.id}"
+        existing = db.session.scalar(
+            db.select(Notification.id).where(Notification.dedupe_key == dedupe)
+        )
+        if existing:
+            return existing
+        contact = db.session.get(Contact, log.contact_id)
+        by = db.session.get(User, log.by_user_id) if log.by_user_id else None
+        notification = Notification(
+            account_id=log.account_id,
+            user_id=log.to_user_id,
+            kind="assignment",
+            data={
+                "contact_id": log.contact_id,
+                "contact_name": contact.name if contact else None,
+                "by": by.name if by else None,
+                "how": log.how,
+            },
+            url=f"/contacts/{log.contact_id}",
+            dedupe_key=dedupe,
+        )
+        db.session.add(notification)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # The same job ran twice at once; the other run's row stands.
+            db.session.rollback()
+            return db.session.scalar(
+                db.select(Notification.id).where(Notification.dedupe_key == dedupe)
+            )
+        return notification.id

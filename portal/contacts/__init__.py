@@ -1,0 +1,1 @@
+"""Contacts and ownership: the list, the profile, assignment, visibility."""
