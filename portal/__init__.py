@@ -47,14 +47,19 @@ def create_app(config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
     _init_login(app)
 
-    from portal import errors_http, org, roles, security, settings, users
+    from portal import errors_http, imports, org, roles, security, settings, users
     from portal.api import bp as api_bp
     from portal.auth import bp as auth_bp
     from portal.cli import register_commands
+    from portal.contacts import profile as contact_profile
+    from portal.contacts import views as contacts
     from portal.main import bp as main_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
+    app.register_blueprint(imports.bp)
+    app.register_blueprint(contacts.bp)
+    app.register_blueprint(contact_profile.bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(api_bp, url_prefix="/api/v1")

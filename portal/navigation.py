@@ -16,6 +16,15 @@ class NavItem:
     permissions: tuple[str, ...]
 
 
+CONTACT_VIEW_PERMISSIONS = (
+    "contacts.view_all",
+    "contacts.view_teams",
+    "contacts.view_units",
+    "contacts.view_own",
+    "contacts.claim",
+    "contacts.assign",
+)
+
 ADMIN_ITEMS = (
     NavItem("users.index", _l("Users"), ("users.manage",)),
     NavItem("org.teams", _l("Teams"), ("teams.manage",)),
@@ -31,6 +40,9 @@ def navigation() -> list[dict]:
     if not current_user.is_authenticated:
         return []
     items = [NavItem("main.home", _l("Home"), ())]
+    contacts = NavItem("contacts.index", _l("Contacts"), CONTACT_VIEW_PERMISSIONS)
+    if any(current_user.can(p) for p in contacts.permissions):
+        items.append(contacts)
     items += [
         item
         for item in ADMIN_ITEMS

@@ -369,6 +369,8 @@ def _raise_if_just_taken(user: User, contact_id: int) -> None:
         return
     if contact.owner_id is None or contact.assigned_at is None:
         return
+    if contact.assigned_at == contact.created_at:
+        return  # owned since creation: it never waited in the queue
     assigned_at = contact.assigned_at
     now = utcnow()
     if assigned_at.tzinfo is None:
