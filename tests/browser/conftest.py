@@ -56,8 +56,13 @@ LIVE_QUEUE = "roleta-browser"
 SECRET_KEY = "browser-tests-" + os.urandom(16).hex()
 STARTUP_TIMEOUT = 30.0
 MAIL_TIMEOUT = 20.0
+# Generous for a loaded CI machine; a passing step never waits this long.
+TIMEOUT_MS = 10_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
+
+
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def chromium_skip_reason() -> str | None:
@@ -359,7 +364,7 @@ def new_page(
             **options,
         }
         context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(TIMEOUT_MS)
         browser_log.watch(context)
         contexts.append(context)
         return context.new_page()
