@@ -12,6 +12,7 @@ from datetime import datetime
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import selectinload
 
 from portal.contacts import normalize
 from portal.contacts.scope import (
@@ -19,7 +20,13 @@ from portal.contacts.scope import (
     claimable_clause,
     visible_clause,
 )
-from portal.errors import Conflict, Forbidden, NotFound, ValidationError
+from portal.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    ValidationError,
+)
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -175,22 +182,36 @@ def _may_own(user: User) -> bool:
     )
 
 
+def _chosen_owner(creator: User, owner_id: int | str | None) -> User | None:
+    """The owner the creator picked (None when they picked none).
+
+    Raises ValidationError for an id that is not a number, not someone the
+    creator may assign to, or someone who may not own contacts (assign()
+    refuses those too).
+    """
+    if owner_id in (None, ""):
+        return None
+    refused = ValidationError({"owner": _("Pick someone you may assign to.")})
+    try:
+        owner_id = int(owner_id)
+    except (TypeError, ValueError):
+        raise refused from None
+    owner = db.session.scalar(
+        select(User).where(User.id == owner_id, assignable_users_clause(creator))
+    )
+    if owner is None or not _may_own(owner):
+        raise refused
+    return owner
+
+
 def create_contact(account: Account, creator: User, data: ContactInput) -> Contact:
     """Create a contact; the creator owns it unless they pick someone in scope.
 
     Raises ValidationError (bad fields) or Forbidden (an owner out of scope).
     """
     cleaned = clean_contact(account, data)
-    owner: User | None = None
-    if data.owner_id not in (None, ""):
-        owner = db.session.scalar(
-            select(User).where(
-                User.id == int(data.owner_id), assignable_users_clause(creator)
-            )
-        )
-        if owner is None:
-            raise ValidationError({"owner": _("Pick someone you may assign to.")})
-    elif _may_own(creator):
+    owner = _chosen_owner(creator, data.owner_id)
+    if owner is None and _may_own(creator):
         owner = creator
     now = utcnow()
     contact = Contact(
@@ -535,3 +556,173 @@ def update_contact(user: User, contact_id: int, data: ContactInput) -> Contact:
     )
     db.session.commit()
     return contact
+
+
+# --- The profile: timeline, edit rights, form choices; creation's match check.
+
+TIMELINE_PAGE = 20
+
+
+def may_own(user: User) -> bool:
+    """Whether `user` may be a contact's owner (an active user who sees
+    contacts)."""
+    return _may_own(user)
+
+
+def may_change(user: User, contact: Contact) -> bool:
+    """Whether `user` may edit the contact or change its status: its owner or
+    someone who assigns contacts (the rule update_contact and set_status
+    enforce)."""
+    return contact.owner_id == user.id or user.can("contacts.assign")
+
+
+@dataclass
+class TimelinePage:
+    entries: list[HistoryEntry]
+    # Pass as `before` to get the next, older page; None on the last page.
+    next_before: int | None
+
+
+def timeline(
+    user: User,
+    contact_id: int,
+    before: int | None = None,
+    limit: int = TIMELINE_PAGE,
+) -> TimelinePage:
+    """A page of the contact's timeline, newest first, older than `before`
+    (an entry id). Raises NotFound when `user` may not see the contact."""
+    contact = get_visible(user, contact_id)
+    query = (
+        select(HistoryEntry)
+        .where(HistoryEntry.contact_id == contact.id)
+        .options(selectinload(HistoryEntry.author))
+        .order_by(HistoryEntry.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(HistoryEntry.id < before)
+    entries = list(db.session.scalars(query))
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return TimelinePage(entries, entries[-1].id if more and entries else None)
+
+
+@dataclass(frozen=True)
+class ContactChoices:
+    departments: list[Department]
+    campaigns: list[Campaign]
+
+
+def form_choices(account: Account) -> ContactChoices:
+    """The departments and campaigns a contact form offers."""
+    return ContactChoices(
+        departments=list(
+            db.session.scalars(
+                select(Department)
+                .where(Department.account_id == account.id)
+                .order_by(Department.name)
+            )
+        ),
+        campaigns=list(
+            db.session.scalars(
+                select(Campaign)
+                .where(Campaign.account_id == account.id)
+                .order_by(Campaign.name)
+            )
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Match:
+    """An existing contact with the same phone or email, as far as the viewer
+    may know it: id and name only when they may see it, else only whom to ask
+    (its owner's name, or None when it waits for an owner)."""
+
+    visible: bool
+    contact_id: int | None
+    name: str | None
+    owner_name: str | None
+
+
+def _phone_e164_or_none(raw: str) -> str | None:
+    if not (raw or "").strip():
+        return None
+    try:
+        return normalize.parse_phone(raw).e164
+    except ValidationError:
+        return None
+
+
+def _email_or_none(raw: str) -> str | None:
+    try:
+        return _clean_email(raw)
+    except ValidationError:
+        return None
+
+
+def _matches_for(user: User, phone_e164: str | None, email: str | None) -> list[Match]:
+    account = db.session.get(Account, user.account_id)
+    found = find_matches(account, phone_e164, email)
+    if not found:
+        return []
+    visible_ids = set(
+        db.session.scalars(
+            select(Contact.id).where(
+                Contact.id.in_([c.id for c in found]), visible_clause(user)
+            )
+        )
+    )
+    matches = []
+    for contact in found:
+        owner_name = contact.owner.name if contact.owner else None
+        if contact.id in visible_ids:
+            matches.append(Match(True, contact.id, contact.name, owner_name))
+        else:
+            matches.append(Match(False, None, None, owner_name))
+    return matches
+
+
+def match_check(user: User, phone: str, email: str) -> list[Match]:
+    """Existing contacts with this phone or email (normalised), told as far
+    as `user` may know them. Input that does not parse matches nothing: the
+    form reports it on submit."""
+    return _matches_for(user, _phone_e164_or_none(phone), _email_or_none(email))
+
+
+class PossibleDuplicate(ServiceError):
+    """The new contact's phone or email is already known; `matches` says
+    what the creator may know about those contacts."""
+
+    def __init__(self, matches: list[Match]):
+        super().__init__(_("This phone or email is already known."))
+        self.matches = matches
+
+
+def create_checked(
+    account: Account, creator: User, data: ContactInput, *, confirmed: bool
+) -> Contact:
+    """Create a contact after the match check: unless `confirmed`, a known
+    phone or email raises PossibleDuplicate and nothing is written.
+
+    Raises ValidationError naming every bad field (owner included) first.
+    """
+    errors: dict[str, str] = {}
+    cleaned = None
+    try:
+        cleaned = clean_contact(account, data)
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    try:
+        _chosen_owner(creator, data.owner_id)
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    if errors or cleaned is None:
+        raise ValidationError(errors)
+    if not confirmed:
+        matches = _matches_for(
+            creator, cleaned.phone.e164 if cleaned.phone else None, cleaned.email
+        )
+        if matches:
+            raise PossibleDuplicate(matches)
+    return create_contact(account, creator, data)
