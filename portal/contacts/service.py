@@ -338,6 +338,11 @@ def assign(
             select(Contact.id).where(Contact.id == contact.id, claimable_clause(user))
         )
         if allowed is None:
+            # The claim rule also asks for no owner: a rival who won since we
+            # read the contact makes this a lost race, not a refusal.
+            db.session.refresh(contact)
+            if contact.owner_id is not None:
+                raise Conflict(_taken_message(contact))
             raise Forbidden(_("This contact belongs to a campaign you are not in."))
 
     now = utcnow()
