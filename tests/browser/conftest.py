@@ -138,8 +138,8 @@ class LiveServer:
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         with self.log_path(name).open("wb") as log:
-            # A session of its own: stopping it reaches the worker's
-            # work-horse children too.
+            # A session of its own: stopping it reaches the worker's forked
+            # scheduler too.
             self.processes[name] = subprocess.Popen(
                 command,
                 cwd=ROOT,
@@ -223,28 +223,6 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-# Until `flask --app app worker` exists: the same worker, started by hand.
-_FALLBACK_WORKER = """
-from rq import Queue, SimpleWorker
-from app import app
-from portal.redis_conn import get_redis
-with app.app_context():
-    connection = get_redis()
-    queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-    SimpleWorker([queue], connection=connection).work(with_scheduler=True)
-"""
-
-
-def _worker_command(env: dict[str, str]) -> list[str]:
-    flask = [str(VENV_BIN / "flask"), "--app", "app", "worker"]
-    probe = subprocess.run(
-        [*flask, "--help"], cwd=ROOT, env=env, capture_output=True, timeout=60
-    )
-    if probe.returncode == 0:
-        return flask
-    return [sys.executable, "-c", _FALLBACK_WORKER]
-
-
 @pytest.fixture(scope="package")
 def live_server(
     app: Flask, database_url: str, redis_url: str, tmp_path_factory
@@ -278,7 +256,7 @@ def live_server(
             + ["--port", str(port), "--no-reload", "--no-debugger"],
             env,
         )
-        server.start("worker", _worker_command(env), env)
+        server.start("worker", [flask, "--app", "app", "worker"], env)
         server.wait_healthy()
         yield server
     finally:
