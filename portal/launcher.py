@@ -9,8 +9,9 @@
    data (`flask --app app seed-demo`).
 3. Starts the web server (`flask --app app run`: Werkzeug's development server,
    threaded, which serves the websocket too) and the worker
-   (`flask --app app worker`) as child processes, waits for
-   `/api/v1/health`, then prints the URL and the demo logins.
+   (`flask --app app worker`) as child processes, waits until
+   `/api/v1/health` answers and the worker has registered with Redis, then
+   prints the URL and the demo logins.
 4. On Ctrl-C (SIGINT) or SIGTERM stops the web server, then the worker, then
    the embedded Redis. If any of them dies on its own, stops the others and
    exits with status 1.
@@ -192,24 +193,43 @@ def prepare_database(instance: Path) -> list:
     return logins
 
 
-def wait_until_healthy(url: str, children: list[Child]) -> None:
+def wait_until_ready(url: str, children: list[Child], worker: Child) -> None:
+    """Until the web server answers /api/v1/health with 200 and the worker has
+    registered with Redis; raises ChildFailed when either never happens."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     last_problem = "no answer"
+    web_ready = worker_ready = False
     while time.monotonic() < deadline:
         check_children(children)
-        try:
-            with _direct.open(f"{url}/api/v1/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            last_problem = f"{exc.code} {exc.read().decode(errors='replace')}"
-        except (urllib.error.URLError, OSError) as exc:
-            last_problem = str(exc)
+        if not web_ready:
+            try:
+                with _direct.open(f"{url}/api/v1/health", timeout=2) as response:
+                    web_ready = response.status == 200
+            except urllib.error.HTTPError as exc:
+                last_problem = f"{exc.code} {exc.read().decode(errors='replace')}"
+            except (urllib.error.URLError, OSError) as exc:
+                last_problem = str(exc)
+        if not worker_ready:
+            worker_ready = worker_registered(worker.process.pid)
+            if not worker_ready:
+                last_problem = "the worker has not registered with Redis yet"
+        if web_ready and worker_ready:
+            return
         time.sleep(POLL_INTERVAL)
     raise ChildFailed(
-        f"{url}/api/v1/health did not answer 200 within "
-        f"{STARTUP_TIMEOUT:.0f}s (last: {last_problem})"
+        f"the portal was not ready within {STARTUP_TIMEOUT:.0f}s ({last_problem})"
     )
+
+
+def worker_registered(pid: int) -> bool:
+    import redis
+    from rq import Worker
+
+    try:
+        with redis.Redis.from_url(os.environ["REDIS_URL"]) as connection:
+            return any(w.pid == pid for w in Worker.all(connection=connection))
+    except redis.RedisError:
+        return False
 
 
 def check_children(children: list[Child], redis_pid: int | None = None) -> None:
@@ -269,8 +289,9 @@ def main() -> int:
         children.append(
             start_child("web server", ["run", "--host", host, "--port", str(port)], env)
         )
-        children.append(start_child("worker", ["worker"], env))
-        wait_until_healthy(url, children)
+        worker = start_child("worker", ["worker"], env)
+        children.append(worker)
+        wait_until_ready(url, children, worker)
         print_banner(url, os.environ["REDIS_URL"], embedded, logins)
         while True:
             check_children(children, redis_pid)

@@ -460,6 +460,10 @@ class Launched:
             r"Redis: (unix://\S+) \(embedded\)", self.process, 1
         )
         self.redis_url = found[1]
+        self.note_processes()
+
+    def note_processes(self) -> None:
+        """Note every process the launcher started, and the Redis server."""
         launcher = psutil.Process(self.process.pid)
         self.children = launcher.children()
         self.pids = [child.pid for child in launcher.children(recursive=True)]
@@ -541,6 +545,8 @@ def test_launcher_runs_web_worker_and_one_redis_and_stops_them_all(launched):
         )
         _wait_finished([now, later], 15, launched.output)
         worker_pids = {worker.pid for worker in Worker.all(connection=connection)}
+    # Now the worker has surely forked its scheduler too.
+    launched.note_processes()
     assert worker_pids == {launched.child("worker").pid}
     launched.child("run")  # the web server
     assert len(launched.pids) >= 4  # web, worker, its scheduler, redis-server
