@@ -1,23 +1,391 @@
-"""A contact's profile: details, owner, timeline; creating and editing."""
+"""A contact's profile: details, owner, status and timeline; creating and
+editing contacts.
+
+Every endpoint that names a contact answers 404 when the viewer may not see
+it (the page and each fragment alike), and 403 when they see it but may not
+do the action. htmx requests get the page's named blocks; the same URLs
+without htmx render the whole page or redirect back to it (303).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from datetime import UTC, datetime, timedelta
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime, format_timedelta
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.auth.access import require
-from portal.contacts import service
-from portal.contacts.views import VIEW_PERMISSIONS
-from portal.errors import NotFound
+from portal.contacts import forms, service
+from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
+from portal.errors import Forbidden, NotFound, ValidationError
+from portal.models import Contact, ContactStatus, HistoryEntry, Origin, User
+from portal.rendering import render
+from portal.settings.service import current_account
 
 bp = Blueprint("contact", __name__)
+
+PAGE = "contacts/profile.html"
+NEW_PAGE = "contacts/new.html"
+
+STATUS_LABELS = {
+    ContactStatus.NEW: _l("New"),
+    ContactStatus.ASSIGNED: _l("Assigned"),
+    ContactStatus.IN_PROGRESS: _l("In progress"),
+    ContactStatus.SCHEDULED: _l("Scheduled"),
+    ContactStatus.WON: _l("Won"),
+    ContactStatus.LOST: _l("Lost"),
+}
+ORIGIN_LABELS = {
+    Origin.WEB: _l("Web"),
+    Origin.STORE: _l("Store"),
+    Origin.MANUAL: _l("Manual"),
+    Origin.IMPORT: _l("Import"),
+}
+HOW_LABELS = {
+    "self": _l("took it"),
+    "manual": _l("assigned by hand"),
+    "bulk": _l("bulk assignment"),
+    "roulette": _l("roulette"),
+    "rule": _l("rule"),
+    "reassignment": _l("reassignment"),
+    "import": _l("import"),
+}
+KIND_LABELS = {
+    "note": _l("Note"),
+    "call": _l("Call"),
+    "status": _l("Status"),
+    "assignment": _l("Owner"),
+    "edit": _l("Edit"),
+}
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@bp.context_processor
+def profile_context() -> dict:
+    return {
+        "status_label": lambda key: STATUS_LABELS.get(key, key or ""),
+        "origin_label": lambda key: ORIGIN_LABELS.get(key, key or ""),
+        "how_label": lambda key: HOW_LABELS.get(key, key or ""),
+        "kind_label": lambda key: KIND_LABELS.get(key, key or ""),
+        "when": lambda moment: (
+            format_datetime(_aware(moment), "short") if moment else ""
+        ),
+        "iso": lambda moment: _aware(moment).isoformat() if moment else "",
+        "duration": lambda seconds: format_timedelta(
+            timedelta(seconds=seconds or 0), threshold=1.5, add_direction=False
+        ),
+        "status_choices": forms.STATUS_CHOICES,
+        "history_kinds": forms.HISTORY_KINDS,
+    }
+
+
+def _fragment_wanted() -> bool:
+    """An htmx swap wants a fragment; a boosted or history load wants the page."""
+    htmx = request.htmx
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
+def _viewer() -> User:
+    return current_user._get_current_object()
+
+
+def _visible_or_404(contact_id: int) -> Contact:
+    try:
+        return service.get_visible(_viewer(), contact_id)
+    except NotFound:
+        abort(404)
+
+
+def _changeable_or_403(contact: Contact) -> None:
+    if not service.may_change(_viewer(), contact):
+        abort(403)
+
+
+def _before_arg() -> int | None:
+    raw = request.args.get("before", "")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def _context(contact: Contact, **overrides) -> dict:
+    """Everything the profile page's blocks read, with form state at rest."""
+    context = {
+        "contact": contact,
+        "may_change": service.may_change(_viewer(), contact),
+        "editing": False,
+        "details_values": forms.values_for_contact(contact),
+        "details_errors": {},
+        "status_values": {"status": "", "reason": ""},
+        "status_errors": {},
+        "history_values": {"kind": "note", "body": ""},
+        "history_errors": {},
+    }
+    context.update(overrides)
+    if context["editing"]:
+        context.setdefault("choices", service.form_choices(current_account()))
+    return context
+
+
+def _page(contact: Contact, status: int = 200, **overrides):
+    """The whole profile page (no-JavaScript forms land here too)."""
+    context = _context(contact, **overrides)
+    context["page"] = service.timeline(_viewer(), contact.id, _before_arg())
+    context["assignees"] = assignable_users(_viewer())
+    return render(PAGE, **context), status
+
+
+def _back_to_profile(contact_id: int):
+    return redirect(url_for("contact.show", contact_id=contact_id), code=303)
+
+
+def _latest_entry(contact_id: int) -> HistoryEntry | None:
+    page = service.timeline(_viewer(), contact_id, limit=1)
+    return page.entries[0] if page.entries else None
 
 
 @bp.get("/contacts/<int:contact_id>")
 @require(*VIEW_PERMISSIONS)
 def show(contact_id: int):
+    return _page(_visible_or_404(contact_id))
+
+
+@bp.get("/contacts/<int:contact_id>/timeline")
+@require(*VIEW_PERMISSIONS)
+def timeline(contact_id: int):
+    """Older entries (`before`) for the "older" link, or the first page with
+    a fresh status block after the owner changed."""
+    contact = _visible_or_404(contact_id)
+    if not _fragment_wanted():
+        return _page(contact)
+    before = _before_arg()
+    page = service.timeline(_viewer(), contact.id, before)
+    block = "entries" if before else "timeline_refresh"
+    return render(PAGE, block, page=page, **_context(contact))
+
+
+@bp.post("/contacts/<int:contact_id>/history")
+@require(*VIEW_PERMISSIONS)
+def add_history(contact_id: int):
+    """A note or call; htmx gets a fresh form, the entry to prepend, and the
+    status block when this attended the contact."""
+    contact = _visible_or_404(contact_id)
+    status_before = contact.status
+    kind, body = forms.history_from_form(request.form)
     try:
-        contact = service.get_visible(current_user, contact_id)
+        entry = service.add_history(_viewer(), contact.id, kind, body)
     except NotFound:
         abort(404)
-    return render_template("contacts/profile.html", contact=contact)
+    except ValidationError as exc:
+        overrides = {
+            "history_values": {"kind": kind, "body": body},
+            "history_errors": exc.fields,
+        }
+        if _fragment_wanted():
+            return render(PAGE, "history_form", **_context(contact, **overrides)), 422
+        return _page(contact, 422, **overrides)
+    if not _fragment_wanted():
+        return _back_to_profile(contact.id)
+    return render(
+        PAGE,
+        "history_added",
+        entry=entry,
+        status_changed=contact.status != status_before,
+        **_context(contact),
+    )
+
+
+@bp.post("/contacts/<int:contact_id>/status")
+@require(*VIEW_PERMISSIONS)
+def change_status(contact_id: int):
+    """Won and lost need a reason; htmx gets the status block and the new
+    timeline entry."""
+    contact = _visible_or_404(contact_id)
+    _changeable_or_403(contact)
+    status_before = contact.status
+    status, reason, errors = forms.status_from_form(request.form)
+    try:
+        if errors:
+            raise ValidationError(errors)
+        service.set_status(_viewer(), contact.id, status, reason)
+    except NotFound:
+        abort(404)
+    except Forbidden:
+        abort(403)
+    except ValidationError as exc:
+        overrides = {
+            "status_values": {"status": status, "reason": reason},
+            "status_errors": exc.fields,
+        }
+        if _fragment_wanted():
+            return render(PAGE, "status", **_context(contact, **overrides)), 422
+        return _page(contact, 422, **overrides)
+    if not _fragment_wanted():
+        return _back_to_profile(contact.id)
+    changed = contact.status != status_before
+    return render(
+        PAGE,
+        "status_changed",
+        entry=_latest_entry(contact.id) if changed else None,
+        **_context(contact),
+    )
+
+
+@bp.get("/contacts/<int:contact_id>/details")
+@require(*VIEW_PERMISSIONS)
+def details(contact_id: int):
+    """The details block at rest (the edit form's "Cancel")."""
+    contact = _visible_or_404(contact_id)
+    if not _fragment_wanted():
+        return _back_to_profile(contact.id)
+    return render(PAGE, "details", **_context(contact))
+
+
+@bp.get("/contacts/<int:contact_id>/edit")
+@require(*VIEW_PERMISSIONS)
+def edit(contact_id: int):
+    """The details block as a form (the whole page without htmx)."""
+    contact = _visible_or_404(contact_id)
+    _changeable_or_403(contact)
+    if _fragment_wanted():
+        return render(PAGE, "details", **_context(contact, editing=True))
+    return _page(contact, editing=True)
+
+
+@bp.post("/contacts/<int:contact_id>/edit")
+@require(*VIEW_PERMISSIONS)
+def update(contact_id: int):
+    """Save the details; htmx gets the details block, the new timeline entry,
+    the heading, and the status block when this attended the contact."""
+    contact = _visible_or_404(contact_id)
+    _changeable_or_403(contact)
+    status_before = contact.status
+    data, errors = forms.contact_input_from_form(request.form, with_custom=True)
+    try:
+        if errors:
+            raise ValidationError(errors)
+        service.update_contact(_viewer(), contact.id, data)
+    except NotFound:
+        abort(404)
+    except Forbidden:
+        abort(403)
+    except ValidationError as exc:
+        overrides = {
+            "editing": True,
+            "details_values": forms.values_from_form(request.form),
+            "details_errors": exc.fields,
+        }
+        if _fragment_wanted():
+            return render(PAGE, "details", **_context(contact, **overrides)), 422
+        return _page(contact, 422, **overrides)
+    if not _fragment_wanted():
+        return _back_to_profile(contact.id)
+    return render(
+        PAGE,
+        "details_saved",
+        entry=_latest_entry(contact.id),
+        status_changed=contact.status != status_before,
+        **_context(contact),
+    )
+
+
+# --- Creation ---
+
+
+def _new_context(**overrides) -> dict:
+    viewer = _viewer()
+    context = {
+        "choices": service.form_choices(current_account()),
+        # Only those who assign pick an owner; the others own what they
+        # create (or, without contact access, leave it for a manager).
+        "owners": [u for u in assignable_users(viewer) if service.may_own(u)]
+        if viewer.can("contacts.assign")
+        else None,
+        "creator_may_own": service.may_own(viewer),
+        "values": forms.empty_values(),
+        "errors": {},
+        "matches": [],
+        "confirm_needed": False,
+    }
+    context.update(overrides)
+    return context
+
+
+@bp.get("/contacts/new")
+@require("contacts.create")
+def new():
+    return render(NEW_PAGE, **_new_context())
+
+
+@bp.post("/contacts/new")
+@require("contacts.create")
+def create():
+    """Create after the match check. A known phone or email re-renders the
+    form (422) with the matches and a "create anyway" box to tick."""
+    viewer = _viewer()
+    data, errors = forms.contact_input_from_form(
+        request.form, with_owner=viewer.can("contacts.assign")
+    )
+    confirmed = request.form.get("create_anyway") == "1"
+    try:
+        if errors:
+            raise ValidationError(errors)
+        contact = service.create_checked(
+            current_account(), viewer, data, confirmed=confirmed
+        )
+    except ValidationError as exc:
+        return _create_refused(errors=exc.fields)
+    except service.PossibleDuplicate as exc:
+        return _create_refused(matches=exc.matches, confirm_needed=True)
+    try:
+        service.get_visible(viewer, contact.id)
+    except NotFound:
+        # Reception creates without owning: the contact waits for a manager
+        # and is not theirs to open. Back to an empty form for the next one.
+        flash(
+            _("%(name)s was saved and waits for an owner.", name=contact.name),
+            "success",
+        )
+        target = url_for("contact.new")
+    else:
+        flash(_("%(name)s was saved.", name=contact.name), "success")
+        target = url_for("contact.show", contact_id=contact.id)
+    if _fragment_wanted():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def _create_refused(**overrides):
+    context = _new_context(values=forms.values_from_form(request.form), **overrides)
+    if _fragment_wanted():
+        return render(NEW_PAGE, "form", **context), 422
+    return render(NEW_PAGE, **context), 422
+
+
+@bp.get("/contacts/matches")
+@require("contacts.create")
+def matches():
+    """Existing contacts with the phone or email being typed: name and link
+    when the viewer may see them, otherwise only whom to ask."""
+    phone = request.args.get("phone", "")[:100]
+    email = request.args.get("email", "")[:300]
+    found = service.match_check(_viewer(), phone, email)
+    if _fragment_wanted():
+        return render(NEW_PAGE, "matches", matches=found, errors={})
+    values = forms.empty_values() | {"phone": phone, "email": email}
+    return render(NEW_PAGE, **_new_context(values=values, matches=found))
