@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from flask import Flask
+from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from rq import Queue, SimpleWorker
@@ -145,6 +145,15 @@ class PortalClient(FlaskClient):
             headers.setdefault("X-CSRFToken", self.csrf_token())
             kwargs["headers"] = headers
         return super().post(*args, **kwargs)
+
+    def open(self, *args, **kwargs):
+        # Under the `ctx` fixture every request reuses the test's app context,
+        # so `g` would carry the last request's signed-in user (Flask-Login)
+        # and CSRF token into the next one, even from another client.
+        if has_app_context():
+            for per_request in ("_login_user", "csrf_token", "csrf_valid"):
+                g.pop(per_request, None)
+        return super().open(*args, **kwargs)
 
     def hx_get(self, *args, **kwargs):
         headers = dict(kwargs.pop("headers", None) or {})
