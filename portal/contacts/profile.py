@@ -386,6 +386,6 @@ def matches():
     email = request.args.get("email", "")[:300]
     found = service.match_check(_viewer(), phone, email)
     if _fragment_wanted():
-        return render(NEW_PAGE, "matches", matches=found, errors={})
+        return render(NEW_PAGE, "matches", matches=found)
     values = forms.empty_values() | {"phone": phone, "email": email}
     return render(NEW_PAGE, **_new_context(values=values, matches=found))
