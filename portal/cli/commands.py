@@ -15,6 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask_babel import gettext as _
 
 from portal.cli import demo
+from portal.cli.translations import translations_group
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.org import service as org
@@ -192,6 +193,7 @@ def worker_command(burst: bool) -> None:
 
 
 ALL: list[click.Command] = [
+    translations_group,
     create_user_command,
     settings_group,
     seed_demo_command,
