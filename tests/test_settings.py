@@ -228,3 +228,20 @@ def test_post_without_csrf_token_is_refused(client, auth, ctx):
     response = client.post("/admin/settings", data=VALID, csrf=False)
     assert response.status_code == 400
     assert _saved() == DEFAULTS
+
+
+def test_builtin_roles_follow_a_changed_preset(ctx):
+    """A deployment whose built-in role lost or gained a permission gets the
+    preset back on the next bootstrap, without a key collision."""
+    from portal.models import Role, RolePermission
+    from portal.settings.service import bootstrap_account
+
+    role = db.session.scalar(db.select(Role).where(Role.key == "attendant"))
+    expected = role.permissions
+    role.grants.remove(next(g for g in role.grants if g.permission == "leads.receive"))
+    role.grants.append(RolePermission(permission="users.manage"))
+    db.session.commit()
+    bootstrap_account()
+    db.session.expire_all()
+    role = db.session.scalar(db.select(Role).where(Role.key == "attendant"))
+    assert role.permissions == expected

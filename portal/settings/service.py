@@ -55,9 +55,13 @@ def ensure_builtin_roles(account: Account) -> None:
             )
             db.session.add(role)
         if role.builtin and role.permissions != preset.permissions:
-            role.grants = [
-                RolePermission(permission=p) for p in sorted(preset.permissions)
-            ]
+            # Diff the grants: a new row with a removed row's key would
+            # collide inside one flush.
+            for grant in list(role.grants):
+                if grant.permission not in preset.permissions:
+                    role.grants.remove(grant)
+            for permission in sorted(preset.permissions - role.permissions):
+                role.grants.append(RolePermission(permission=permission))
     db.session.flush()
 
 
