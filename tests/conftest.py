@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
-from signal import SIGINT, SIGTERM
 from collections.abc import Iterator
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 
 import pytest
 import redis as redis_lib
