@@ -43,6 +43,9 @@ def navigation() -> list[dict]:
     contacts = NavItem("contacts.index", _l("Contacts"), CONTACT_VIEW_PERMISSIONS)
     if any(current_user.can(p) for p in contacts.permissions):
         items.append(contacts)
+    if current_user.can("contacts.create"):
+        # A receptionist's whole job: first thing in the bar, one tap away.
+        items.append(NavItem("contact.new", _l("New contact"), ("contacts.create",)))
     items += [
         item
         for item in ADMIN_ITEMS

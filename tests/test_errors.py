@@ -47,3 +47,10 @@ def test_navigation_shows_only_what_the_user_may_use(client, auth, ctx):
     auth.login(factories.make_user("admin"))
     html = client.get("/").get_data(as_text=True)
     assert "/admin/users" in html and "/admin/settings" in html
+
+
+def test_reception_reaches_new_contact_from_the_bar(client, auth, ctx):
+    auth.login(factories.make_user("reception"))
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/contacts/new"' in html
+    assert 'href="/contacts"' not in html
