@@ -82,10 +82,41 @@ class Contact(AccountScoped, db.Model):
         # Each list filter walks one of these in id order (keyset pagination).
         Index("ix_contact_owner_page", "account_id", "owner_id", "id"),
         Index("ix_contact_status_page", "account_id", "status", "id"),
-        Index("ix_contact_phone", "account_id", "phone_national"),
-        Index("ix_contact_email", "account_id", "email_normalized"),
-        Index("ix_contact_name", "account_id", "name_search"),
+        # Prefix searches are ranges on these; on PostgreSQL the pattern
+        # opclass keeps them byte-wise whatever the database collation
+        # (migration 0003; equality still uses them).
+        Index(
+            "ix_contact_phone",
+            "account_id",
+            "phone_national",
+            postgresql_ops={"phone_national": "varchar_pattern_ops"},
+        ),
+        Index(
+            "ix_contact_e164",
+            "account_id",
+            "phone_e164",
+            postgresql_ops={"phone_e164": "varchar_pattern_ops"},
+        ),
+        Index(
+            "ix_contact_email",
+            "account_id",
+            "email_normalized",
+            postgresql_ops={"email_normalized": "varchar_pattern_ops"},
+        ),
+        Index(
+            "ix_contact_name",
+            "account_id",
+            "name_search",
+            postgresql_ops={"name_search": "varchar_pattern_ops"},
+        ),
         Index("ix_contact_activity", "account_id", "last_activity_at"),
+        # The list sorted by last activity for one owner (or the unassigned),
+        # "open too long", and created-date ranges (migration 0003).
+        Index(
+            "ix_contact_owner_activity", "account_id", "owner_id", "last_activity_at"
+        ),
+        Index("ix_contact_open_idle", "account_id", "status", "last_activity_at"),
+        Index("ix_contact_created", "account_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,7 +125,7 @@ class Contact(AccountScoped, db.Model):
     name_search: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40))
     # E.164 for matching; the national number for "type the digits you know".
-    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
     phone_national: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(254))
     email_normalized: Mapped[str | None] = mapped_column(String(254))
