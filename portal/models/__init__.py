@@ -13,6 +13,7 @@ from portal.models.contact import (
     Origin,
     SavedFilter,
 )
+from portal.models.imports import ContactImport, DuplicatePolicy, ImportStatus
 from portal.models.org import Department, Team, TeamMember, Unit, UnitMember
 from portal.models.user import Role, RolePermission, User, UserStatus
 
@@ -22,6 +23,7 @@ __all__ = [
     "AssignmentLog",
     "Campaign",
     "Contact",
+    "ContactImport",
     "ContactStatus",
     "HistoryEntry",
     "Lead",
@@ -29,6 +31,8 @@ __all__ = [
     "Origin",
     "SavedFilter",
     "Department",
+    "DuplicatePolicy",
+    "ImportStatus",
     "ProcessMode",
     "Role",
     "RolePermission",
