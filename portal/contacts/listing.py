@@ -465,7 +465,7 @@ def open_too_long_clause(
 def _selective_groups(filters: ContactFilters, now: datetime) -> list[list]:
     """The filters an index of their own can answer, each as OR-alternatives.
 
-    Each is probed alone (see _candidates); a narrow one turns the page into
+    Each is probed alone (see _narrowest); a narrow one turns the page into
     a lookup of at most PROBE_CAP ids.
     """
     groups = []
@@ -484,16 +484,27 @@ def _selective_groups(filters: ContactFilters, now: datetime) -> list[list]:
     return groups
 
 
-def _candidates(account_id: int, groups: list[list]) -> list[int] | None:
-    """Ids of the narrowest selective filter, when it matches at most
-    PROBE_CAP contacts in the account; None when every one is broad.
+@dataclass(frozen=True)
+class _Narrowest:
+    """The narrowest selective filter: how many contacts it matches (at most
+    PROBE_CAP), and their ids when they were asked for."""
+
+    count: int
+    ids: list[int]
+
+
+def _narrowest(
+    account_id: int, groups: list[list], fetch_ids: bool
+) -> _Narrowest | None:
+    """Probe each selective filter; None when every one is broad.
 
     A probe counts at most PROBE_CAP + 1 index entries inside the database
-    (the ids travel only when few), so it costs the same on any table size.
+    (the ids travel only when few and wanted), so it costs the same on any
+    table size.
     """
-    best: set[int] | None = None
+    best: _Narrowest | None = None
     for alternatives in groups:
-        found: set[int] | None = set()
+        count, ids = 0, set()
         for clause in alternatives:
             matches = (
                 select(Contact.id)
@@ -503,14 +514,14 @@ def _candidates(account_id: int, groups: list[list]) -> list[int] | None:
             counted = db.session.scalar(
                 select(func.count()).select_from(matches.subquery())
             )
-            if counted > PROBE_CAP:
-                found = None
+            count += counted
+            if count > PROBE_CAP:
                 break
-            if counted:
-                found.update(db.session.scalars(matches))
-        if found is not None and (best is None or len(found) < len(best)):
-            best = found
-    return sorted(best) if best is not None else None
+            if counted and fetch_ids:
+                ids.update(db.session.scalars(matches))
+        if count <= PROBE_CAP and (best is None or count < best.count):
+            best = _Narrowest(count=count, ids=sorted(ids))
+    return best
 
 
 def narrowing_clauses(
@@ -651,32 +662,35 @@ def page_plan(
     when a probe already proved that nothing matches.
 
     Two plans, chosen by probing the selective filters (search, date ranges,
-    open too long): when one matches few contacts, look those ids up by
-    primary key and sort them; otherwise walk the page order (an index
-    ending in id) and filter, which finds a page quickly precisely because
-    the matches are many.
+    open too long): when one matches few contacts, fetch those and sort
+    them; otherwise walk the page order (an index ending in id) and filter,
+    which finds a page quickly precisely because the matches are many.
     """
     now = datetime.now(UTC)
     after, order = _keyset(filters, cursor)
     groups = _selective_groups(filters, now)
-    ids = _candidates(user.account_id, groups) if groups else None
-    if ids is not None and not ids:
+    # SQLite looks the candidate ids up by rowid; PostgreSQL's planner finds
+    # the same rows through the filter's own index once told not to walk,
+    # and would check a long id list row by row.
+    look_up_ids = db.engine.dialect.name != "postgresql"
+    narrow = _narrowest(user.account_id, groups, look_up_ids) if groups else None
+    if narrow is not None and narrow.count == 0:
         return PagePlan()
     common = [
         visible_clause(user),
         *narrowing_clauses(
-            user, filters, now, walk_sort_order=ids is None and bool(groups)
+            user, filters, now, walk_sort_order=narrow is None and bool(groups)
         ),
         *after,
     ]
-    if ids is not None:
-        common.append(Contact.id.in_(ids))
+    if narrow is not None and look_up_ids:
+        common.append(Contact.id.in_(narrow.ids))
     return PagePlan(
         selects=[
             select(Contact).where(*common, *branch).order_by(*order).limit(limit)
             for branch in owner_branches(user, filters)
         ],
-        walks_page_order=ids is None,
+        walks_page_order=narrow is None,
     )
 
 
