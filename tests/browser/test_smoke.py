@@ -41,7 +41,8 @@ def test_pages_run_under_the_csp_with_htmx_4(page, seed_user, sign_in, browser_l
     response = page.goto("/login")
     assert response is not None
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self'"
     sign_in(page, admin)
     page.goto("/admin/users")
 
