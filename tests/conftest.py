@@ -46,6 +46,13 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 
 _keep_alive: list = []
 
+# Argon2id at a test-sized cost: the suite signs in thousands of times, and
+# the production cost (64 MiB, 3 passes) is a property of the deployment, not
+# of the code under test. Set in the environment so that the live servers the
+# browser and race tests start inherit it too.
+os.environ.setdefault("PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("PASSWORD_HASH_MEMORY_KIB", "1024")
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:

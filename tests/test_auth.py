@@ -239,3 +239,16 @@ def test_signed_out_page_request_redirects_to_login(client):
     response = client.get("/admin/users")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_production_password_cost_is_argon2_cffi_default(monkeypatch, tmp_path):
+    from argon2 import PasswordHasher
+
+    from portal.config import build_config
+
+    monkeypatch.delenv("PASSWORD_HASH_TIME_COST")
+    monkeypatch.delenv("PASSWORD_HASH_MEMORY_KIB")
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    default = PasswordHasher()
+    assert config["PASSWORD_HASH_TIME_COST"] == default.time_cost
+    assert config["PASSWORD_HASH_MEMORY_KIB"] == default.memory_cost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -19,11 +20,25 @@ from portal.models.base import utcnow
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 
-# argon2-cffi's defaults are Argon2id with RFC 9106's low-memory profile.
-_hasher = PasswordHasher()
-# Verified against when the email is unknown, so that a miss costs as long as
-# a wrong password and response times do not reveal who has an account.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _hasher_for(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    """An Argon2id hasher and a dummy hash made with the same cost.
+
+    The dummy is verified against when the email is unknown, so that a miss
+    costs as long as a wrong password and timing does not reveal accounts.
+    """
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    return hasher, hasher.hash(secrets.token_urlsafe(16))
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    # Defaults are argon2-cffi's: Argon2id, RFC 9106's low-memory profile.
+    # The test suite lowers the cost (PASSWORD_HASH_* in the environment).
+    return _hasher_for(
+        current_app.config["PASSWORD_HASH_TIME_COST"],
+        current_app.config["PASSWORD_HASH_MEMORY_KIB"],
+    )
 
 
 class ActivationError(ServiceError):
@@ -35,7 +50,7 @@ def normalise_email(email: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher()[0].hash(password)
 
 
 def check_password_strength(password: str, field: str = "password") -> None:
@@ -52,14 +67,15 @@ def check_password_strength(password: str, field: str = "password") -> None:
 def authenticate(email: str, password: str) -> User | None:
     """The active user with these credentials, or None."""
     user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
-    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    hasher, dummy = _hasher()
+    stored = user.password_hash if user and user.password_hash else dummy
     try:
-        _hasher.verify(stored, password or "")
+        hasher.verify(stored, password or "")
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.password_hash or not user.is_active:
         return None
-    if _hasher.check_needs_rehash(stored):
+    if hasher.check_needs_rehash(stored):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
     db.session.commit()
