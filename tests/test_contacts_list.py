@@ -571,8 +571,21 @@ def test_rows_link_to_the_profile_and_carry_the_owner_component(client, auth, wo
     body = client.get("/contacts").get_data(as_text=True)
     assert f'href="/contacts/{world.a1c.id}"' in body
     assert f'id="owner-{world.a1c.id}"' in body
-    assert f'action="/contacts/{world.free.id}/assign"' in body
+    # Rows carry a "Change" that fetches the picker; no per-row <select>.
+    assert f'hx-get="/contacts/{world.free.id}/owner"' in body
+    assert f'id="assign-{world.free.id}"' not in body
     assert 'form="bulk-assign"' in body
+    picker = client.hx_get(f"/contacts/{world.free.id}/owner")
+    assert picker.status_code == 200
+    html = picker.get_data(as_text=True)
+    assert "<html" not in html
+    assert f'action="/contacts/{world.free.id}/assign"' in html
+    assert f'id="assign-{world.free.id}"' in html
+
+
+def test_owner_picker_of_a_contact_out_of_scope_is_404(client, auth, world):
+    auth.login(world.a1)
+    assert client.hx_get(f"/contacts/{world.s1c.id}/owner").status_code == 404
 
 
 def test_agent_rows_offer_take_it_and_no_bulk_bar(client, auth, world):
