@@ -27,9 +27,10 @@ from flask_login import current_user
 
 from portal.auth.access import require
 from portal.contacts import forms, service
+from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
 from portal.errors import Forbidden, NotFound, ValidationError
-from portal.models import Contact, ContactStatus, HistoryEntry, Origin, User
+from portal.models import Contact, HistoryEntry, User
 from portal.rendering import render
 from portal.settings.service import current_account
 
@@ -38,20 +39,6 @@ bp = Blueprint("contact", __name__)
 PAGE = "contacts/profile.html"
 NEW_PAGE = "contacts/new.html"
 
-STATUS_LABELS = {
-    ContactStatus.NEW: _l("New"),
-    ContactStatus.ASSIGNED: _l("Assigned"),
-    ContactStatus.IN_PROGRESS: _l("In progress"),
-    ContactStatus.SCHEDULED: _l("Scheduled"),
-    ContactStatus.WON: _l("Won"),
-    ContactStatus.LOST: _l("Lost"),
-}
-ORIGIN_LABELS = {
-    Origin.WEB: _l("Web"),
-    Origin.STORE: _l("Store"),
-    Origin.MANUAL: _l("Manual"),
-    Origin.IMPORT: _l("Import"),
-}
 HOW_LABELS = {
     "self": _l("took it"),
     "manual": _l("assigned by hand"),

@@ -40,6 +40,7 @@ from sqlalchemy import select
 
 from portal.auth.access import require
 from portal.contacts import export, listing, saved_filters, service
+from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.scope import assignable_users_clause, visible_clause
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
@@ -48,9 +49,7 @@ from portal.models import (
     Account,
     Campaign,
     Contact,
-    ContactStatus,
     Department,
-    Origin,
     Team,
     Unit,
     User,
@@ -68,20 +67,6 @@ MAX_BULK = 500
 # Every query-string key that can carry an error shown next to its field.
 ERROR_FIELDS = (*listing.FILTER_KEYS, "limit")
 
-STATUS_LABELS = {
-    ContactStatus.NEW: _l("New"),
-    ContactStatus.ASSIGNED: _l("Assigned"),
-    ContactStatus.IN_PROGRESS: _l("In progress"),
-    ContactStatus.SCHEDULED: _l("Scheduled"),
-    ContactStatus.WON: _l("Won"),
-    ContactStatus.LOST: _l("Lost"),
-}
-ORIGIN_LABELS = {
-    Origin.WEB: _l("Web"),
-    Origin.STORE: _l("Store"),
-    Origin.MANUAL: _l("Manual"),
-    Origin.IMPORT: _l("Import"),
-}
 SORT_LABELS = {
     "newest": _l("Newest first"),
     "oldest": _l("Oldest first"),
