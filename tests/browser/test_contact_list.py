@@ -134,3 +134,21 @@ def test_search_load_more_and_phone_layout(
     assert not unexpected_console_errors(browser_log)
     screenshot(page, "phone")
     assert not browser_log.csp_violations
+
+
+def test_restricted_agent_opening_anothers_contact_sees_the_404_page(
+    app, page, seed_user, sign_in, screenshot, browser_log
+):
+    owner = seed_user("attendant", name="Olga Owner")
+    snoop = seed_user("attendant", name="Nosy Neighbour")
+    (contact_id,) = seed_contacts(app, ["Private Person"], owner_email=owner.email)
+
+    sign_in(page, snoop)
+    response = page.goto(f"/contacts/{contact_id}")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("404")
+    expect(page.get_by_role("alert")).to_contain_text("nothing here")
+    expect(page.locator("body")).not_to_contain_text("Private Person")
+    expect(page.locator("body")).not_to_contain_text("Olga Owner")
+    screenshot(page, "agent-404")
+    assert not browser_log.page_errors
