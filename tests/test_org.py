@@ -601,3 +601,16 @@ def test_post_without_csrf_token_is_refused(client, auth, ctx, url):
     assert _counts() == before
     assert db.session.get(Unit, 1).name == "Downtown"
     assert db.session.get(Unit, 1).store_flow is False
+
+
+def test_delete_department_with_contacts_is_refused(ctx):
+    from portal.errors import Conflict
+    from portal.models import Contact
+
+    contact = factories.make_contact(department="sales")
+    department_id = contact.department_id
+    with pytest.raises(Conflict, match="1 contact is in the department sales"):
+        org.delete_department(current_account(), department_id)
+    db.session.expire_all()
+    assert db.session.get(Department, department_id) is not None
+    assert db.session.get(Contact, contact.id).department_id == department_id

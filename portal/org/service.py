@@ -14,6 +14,7 @@ from portal.errors import Conflict, NotFound, ValidationError
 from portal.extensions import db
 from portal.models import (
     Account,
+    Contact,
     Department,
     Role,
     Team,
@@ -449,6 +450,24 @@ def delete_department(account: Account, department_id: int) -> str:
                 "%(num)d users belong to the department %(name)s. "
                 "Move them to another department first.",
                 summary.user_count,
+                name=summary.department.name,
+            )
+        )
+    contacts = db.session.scalar(
+        select(func.count(Contact.id)).where(
+            Contact.account_id == account.id,
+            Contact.department_id == summary.department.id,
+        )
+    )
+    if contacts:
+        # Deleting would silently strip these contacts of their department.
+        raise Conflict(
+            ngettext(
+                "%(num)d contact is in the department %(name)s. "
+                "Move it to another department first.",
+                "%(num)d contacts are in the department %(name)s. "
+                "Move them to another department first.",
+                contacts,
                 name=summary.department.name,
             )
         )
