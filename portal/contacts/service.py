@@ -291,9 +291,10 @@ def _log_assignment(
     return log
 
 
-def _notify(log: AssignmentLog) -> None:
-    if log.to_user_id and log.to_user_id != log.by_user_id:
-        enqueue("jobs.notifications.notify_assignment", log.id)
+def _notify(log_id: int, to_user_id: int | None, by_user_id: int | None) -> None:
+    """Queue the new owner's notification (call after the commit)."""
+    if to_user_id and to_user_id != by_user_id:
+        enqueue("jobs.notifications.notify_assignment", log_id)
 
 
 def assign(
@@ -374,9 +375,11 @@ def assign(
         else:
             how = AssignmentHow.MANUAL
     log = _log_assignment(contact, previous, target, user, how)
+    # Read before the commit expires them: a claim is a hot path.
+    notice = (log.id, log.to_user_id, log.by_user_id)
     db.session.commit()
     db.session.refresh(contact)
-    _notify(log)
+    _notify(*notice)
     return contact
 
 

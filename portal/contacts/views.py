@@ -334,7 +334,12 @@ def _owner_fragment(contact, status: int = 200, error: str | None = None):
     html = render(
         "contacts/_owner.html",
         contact=contact,
-        assignees=assignable_users(current_user),
+        # Only those who assign get a picker; agents' claims skip the query.
+        assignees=(
+            assignable_users(current_user)
+            if current_user.can("contacts.assign")
+            else []
+        ),
         error=error,
     )
     return html, status
