@@ -29,7 +29,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after a commit: a view that commits and then renders
+# (every htmx action) would otherwise reload the signed-in user, their role
+# and its permissions, and each record it shows.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 htmx = Htmx()
