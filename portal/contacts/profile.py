@@ -144,6 +144,14 @@ def _latest_entry(contact_id: int) -> HistoryEntry | None:
     return page.entries[0] if page.entries else None
 
 
+def _invalid(contact, block: str, overrides: dict):
+    """422: the form's block for htmx, else the whole profile, each showing
+    the errors and what was typed (in `overrides`)."""
+    if _fragment_wanted():
+        return render(PAGE, block, **_context(contact, **overrides)), 422
+    return _page(contact, 422, **overrides)
+
+
 @bp.get("/contacts/<int:contact_id>")
 @require(*VIEW_PERMISSIONS)
 def show(contact_id: int):
@@ -181,9 +189,7 @@ def add_history(contact_id: int):
             "history_values": {"kind": kind, "body": body},
             "history_errors": exc.fields,
         }
-        if _fragment_wanted():
-            return render(PAGE, "history_form", **_context(contact, **overrides)), 422
-        return _page(contact, 422, **overrides)
+        return _invalid(contact, "history_form", overrides)
     if not _fragment_wanted():
         return _back_to_profile(contact.id)
     return render(
@@ -217,9 +223,7 @@ def change_status(contact_id: int):
             "status_values": {"status": status, "reason": reason},
             "status_errors": exc.fields,
         }
-        if _fragment_wanted():
-            return render(PAGE, "status", **_context(contact, **overrides)), 422
-        return _page(contact, 422, **overrides)
+        return _invalid(contact, "status", overrides)
     if not _fragment_wanted():
         return _back_to_profile(contact.id)
     changed = contact.status != status_before
@@ -275,9 +279,7 @@ def update(contact_id: int):
             "details_values": forms.values_from_form(request.form),
             "details_errors": exc.fields,
         }
-        if _fragment_wanted():
-            return render(PAGE, "details", **_context(contact, **overrides)), 422
-        return _page(contact, 422, **overrides)
+        return _invalid(contact, "details", overrides)
     if not _fragment_wanted():
         return _back_to_profile(contact.id)
     return render(
