@@ -54,12 +54,16 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.contacts import profile as contact_profile
     from portal.contacts import views as contacts
     from portal.main import bp as main_bp
+    from portal.realtime import bp as realtime_bp
+    from portal.roulette import bp as roulette_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(imports.bp)
     app.register_blueprint(contacts.bp)
     app.register_blueprint(contact_profile.bp)
+    app.register_blueprint(roulette_bp)
+    app.register_blueprint(realtime_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(api_bp, url_prefix="/api/v1")

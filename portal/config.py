@@ -85,6 +85,8 @@ def build_config(overrides: dict | None = None) -> dict:
             "ru": "Русский",
         },
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        # Keep-alive pings through proxies and NATs; agents send tiny messages.
+        "SOCK_SERVER_OPTIONS": {"ping_interval": 20, "max_message_size": 4096},
     }
     if overrides:
         cfg.update(overrides)

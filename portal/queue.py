@@ -6,7 +6,7 @@ transaction that the job reads has committed, or the worker may not see it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -26,3 +26,8 @@ def enqueue(func_path: str, *args: Any, **kwargs: Any):
 
 def enqueue_in(delay: timedelta, func_path: str, *args: Any, **kwargs: Any):
     return get_queue().enqueue_in(delay, func_path, *args, **kwargs)
+
+
+def enqueue_at(when: datetime, func_path: str, *args: Any, **kwargs: Any):
+    """Run `func_path(*args)` at `when` (rq's scheduler, polled each second)."""
+    return get_queue().enqueue_at(when, func_path, *args, **kwargs)

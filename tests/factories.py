@@ -123,3 +123,56 @@ def add_to_campaign(user: User, key: str) -> None:
 def _first_user(role: str) -> User:
     user = db.session.scalar(db.select(User).where(User.role.has(key=role)).limit(1))
     return user or make_user(role)
+
+
+def make_lead(
+    contact=None,
+    *,
+    department: str | None = None,
+    source: str = "website",
+    message: str = "",
+):
+    """A queued web lead (as the intake API leaves it), committed."""
+    from portal.models import Lead
+
+    account = current_account()
+    contact = contact or make_contact(unassigned=True, department=department)
+    department_id = (
+        org.get_or_create_department(account, department).id if department else None
+    )
+    lead = Lead(
+        account_id=account.id,
+        contact_id=contact.id,
+        origin="web",
+        source=source,
+        department_id=department_id,
+        message=message or None,
+        state="queued",
+    )
+    db.session.add(lead)
+    db.session.commit()
+    return lead
+
+
+def go_online(user: User, available: bool = True) -> None:
+    """The agent has a live socket and (by default) the switch on."""
+    from portal.realtime import presence
+    from portal.roulette import service
+
+    presence.touch(user.account_id, user.id)
+    if available:
+        service.set_available(user, True)
+
+
+def enable_roulette(timeout: int = 60, rounds: int = 2, **extra: str) -> None:
+    from portal.settings.service import update_settings
+
+    update_settings(
+        current_account(),
+        {
+            "roulette.enabled": "true",
+            "roulette.offer_timeout": str(timeout),
+            "roulette.rounds": str(rounds),
+            **extra,
+        },
+    )

@@ -37,6 +37,7 @@ from portal.models import (
     ContactStatus,
     Department,
     HistoryEntry,
+    Lead,
     Origin,
     User,
 )
@@ -239,7 +240,7 @@ def create_contact(account: Account, creator: User, data: ContactInput) -> Conta
     db.session.flush()
     if owner:
         how = AssignmentHow.SELF if owner.id == creator.id else AssignmentHow.MANUAL
-        _log_assignment(contact, None, owner, creator, how)
+        log_assignment(contact, None, owner, creator, how)
     db.session.commit()
     return contact
 
@@ -258,13 +259,14 @@ def get_visible(user: User, contact_id: int) -> Contact:
     return contact
 
 
-def _log_assignment(
+def log_assignment(
     contact: Contact,
     from_user: User | None,
     to_user: User | None,
     by_user: User | None,
     how: str,
 ) -> AssignmentLog:
+    """Record an ownership change in the log and on the timeline (flushed)."""
     log = AssignmentLog(
         account_id=contact.account_id,
         contact_id=contact.id,
@@ -374,12 +376,17 @@ def assign(
             how = AssignmentHow.REASSIGNMENT
         else:
             how = AssignmentHow.MANUAL
-    log = _log_assignment(contact, previous, target, user, how)
+    log = log_assignment(contact, previous, target, user, how)
     # Read before the commit expires them: a claim is a hot path.
     notice = (log.id, log.to_user_id, log.by_user_id)
     db.session.commit()
     db.session.refresh(contact)
     _notify(*notice)
+    if previous_owner_id is None:
+        # A waiting or offered lead of this contact is now someone's.
+        from portal.roulette.service import lead_assigned_by_hand
+
+        lead_assigned_by_hand(contact.id, target.id)
     return contact
 
 
@@ -468,6 +475,20 @@ def mark_attended(contact: Contact, user: User, at: datetime | None = None) -> N
         contact.first_response_seconds = max(0, int((at - started).total_seconds()))
     if contact.status in (ContactStatus.NEW, ContactStatus.ASSIGNED):
         contact.status = ContactStatus.IN_PROGRESS
+    # The roulette's leads this owner accepted are attended now too: their
+    # first response is measured from intake (the dashboard's figure).
+    for lead in db.session.scalars(
+        select(Lead).where(
+            Lead.contact_id == contact.id,
+            Lead.accepted_by_id == user.id,
+            Lead.attended_at.is_(None),
+        )
+    ):
+        lead.attended_at = at
+        created = lead.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=at.tzinfo)
+        lead.first_response_seconds = max(0, int((at - created).total_seconds()))
 
 
 def add_history(user: User, contact_id: int, kind: str, body: str) -> HistoryEntry:

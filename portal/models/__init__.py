@@ -15,10 +15,22 @@ from portal.models.contact import (
 )
 from portal.models.imports import ContactImport, DuplicatePolicy, ImportStatus
 from portal.models.org import Department, Team, TeamMember, Unit, UnitMember
+from portal.models.roulette import (
+    ENDED_WITHOUT_OWNER,
+    AgentState,
+    ApiKey,
+    Offer,
+    OfferState,
+)
 from portal.models.user import Role, RolePermission, User, UserStatus
 
 __all__ = [
+    "ENDED_WITHOUT_OWNER",
     "Account",
+    "AgentState",
+    "ApiKey",
+    "Offer",
+    "OfferState",
     "AssignmentHow",
     "AssignmentLog",
     "Campaign",

@@ -26,6 +26,10 @@ class Account(db.Model):
             "roulette_offer_timeout BETWEEN 10 AND 3600", name="offer_timeout"
         ),
         CheckConstraint("roulette_rounds BETWEEN 1 AND 20", name="rounds"),
+        CheckConstraint("roulette_capacity BETWEEN 0 AND 1000", name="capacity"),
+        CheckConstraint(
+            "roulette_queue_alert_minutes BETWEEN 1 AND 1440", name="queue_alert"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,5 +38,9 @@ class Account(db.Model):
     roulette_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     roulette_offer_timeout: Mapped[int] = mapped_column(Integer, default=60)
     roulette_rounds: Mapped[int] = mapped_column(Integer, default=2)
+    # Open (accepted, not yet attended) leads an agent may hold; 0 = no cap.
+    roulette_capacity: Mapped[int] = mapped_column(Integer, default=0)
+    # A lead waiting this long in the queue alerts its department's managers.
+    roulette_queue_alert_minutes: Mapped[int] = mapped_column(Integer, default=10)
     open_too_long_hours: Mapped[int] = mapped_column(Integer, default=48)
     created_at: Mapped[datetime] = created_at_column()

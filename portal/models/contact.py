@@ -168,6 +168,8 @@ class Lead(AccountScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("account_id", "external_id"),
         Index("ix_lead_state", "account_id", "state", "id"),
+        # The capacity cap counts an agent's accepted, unattended leads.
+        Index("ix_lead_accepted_open", "accepted_by_id", "attended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,6 +192,20 @@ class Lead(AccountScoped, db.Model):
     created_at: Mapped[datetime] = created_at_column()
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The roulette's progress: the round being offered, and when every round
+    # was declined (the lead then waits for someone who has not seen it).
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    exhausted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why it waits: the last candidate list, each with its skip reason.
+    routing: Mapped[list | None] = mapped_column(JSON)
+    accepted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # Intake -> accepted, and intake -> attended (the dashboard's figures).
+    speed_to_lead_seconds: Mapped[int | None] = mapped_column(Integer)
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    # When the department's managers were told it waits too long.
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     contact: Mapped[Contact] = relationship()
 

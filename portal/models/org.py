@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -79,6 +87,10 @@ class Department(AccountScoped, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(50))
     name: Mapped[str] = mapped_column(String(200))
+    # When the roulette may offer its leads: {"mon": ["08:00", "18:00"], ...}
+    # in `timezone`; a day missing is closed; None means always open.
+    working_hours: Mapped[dict | None] = mapped_column(JSON)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     users: Mapped[list[User]] = relationship(  # noqa: F821
         secondary=department_member, back_populates="departments"
     )

@@ -403,6 +403,10 @@ def suspend_user(user: User, *, acting_user: User | None = None) -> User:
     user.status = UserStatus.SUSPENDED
     auth.end_all_sessions(user)
     db.session.commit()
+    from portal.roulette.service import take_offline
+
+    # Offline at once: sockets closed, a pending offer passed to the next.
+    take_offline(user)
     return user
 
 

@@ -1,0 +1,30 @@
+"""Roulette jobs: each takes ids and is safe to run twice."""
+
+from __future__ import annotations
+
+from jobs import app_context
+
+
+def expire_offer(offer_id: int) -> bool:
+    """Scheduled at the offer's deadline: end it unanswered and pass the lead
+    on. A second run, or a run after the agent answered, changes nothing."""
+    with app_context():
+        from portal.roulette.service import expire_offer as expire
+
+        return expire(offer_id)
+
+
+def sweep(full: bool = True) -> dict[str, int]:
+    """The safety net (also run every second by each worker's sweeper)."""
+    with app_context():
+        from portal.roulette.service import sweep as run_sweep
+
+        return run_sweep(full=full)
+
+
+def route_lead(lead_id: int) -> bool:
+    """Route a queued lead (e.g. after the roulette was switched on)."""
+    with app_context():
+        from portal.roulette.service import route_lead as route
+
+        return route(lead_id) is not None

@@ -1,0 +1,78 @@
+"""Working hours of a department: when the roulette may offer its leads."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask_babel import gettext as _
+
+from portal.errors import ValidationError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def is_open(hours: dict | None, timezone: str, at: datetime) -> bool:
+    """Whether `at` (aware) falls inside the hours; None means always open.
+
+    A span whose end is before its start runs past midnight ("22:00"-"06:00"
+    on Monday covers Monday night and early Tuesday).
+    """
+    if not hours:
+        return True
+    try:
+        local = at.astimezone(ZoneInfo(timezone or "UTC"))
+    except ZoneInfoNotFoundError:
+        local = at
+    minute = local.hour * 60 + local.minute
+    today = DAYS[local.weekday()]
+    yesterday = DAYS[(local.weekday() - 1) % 7]
+    span = hours.get(today)
+    if span:
+        start, end = _minutes(span[0]), _minutes(span[1])
+        if start <= end and start <= minute < end:
+            return True
+        if start > end and minute >= start:
+            return True
+    span = hours.get(yesterday)
+    if span:
+        start, end = _minutes(span[0]), _minutes(span[1])
+        if start > end and minute < end:
+            return True
+    return False
+
+
+def _minutes(hhmm: str) -> int:
+    hour, minute = hhmm.split(":")
+    return int(hour) * 60 + int(minute)
+
+
+def clean_hours(
+    raw: dict[str, tuple[str, str] | None], timezone: str
+) -> tuple[dict | None, str]:
+    """Validate a day -> (start, end) mapping; blank days are closed.
+
+    Returns (hours or None when no day is set, timezone). Raises
+    ValidationError naming each bad field ("hours_mon", "timezone").
+    """
+    errors: dict[str, str] = {}
+    hours: dict[str, list[str]] = {}
+    for day in DAYS:
+        span = raw.get(day)
+        if not span or not any(part.strip() for part in span):
+            continue
+        start, end = (part.strip() for part in span)
+        if not (_TIME.match(start) and _TIME.match(end)):
+            errors[f"hours_{day}"] = _("Use HH:MM, from 00:00 to 23:59.")
+        elif start == end:
+            errors[f"hours_{day}"] = _("Start and end must differ.")
+        else:
+            hours[day] = [start, end]
+    timezone = (timezone or "UTC").strip()
+    if timezone not in available_timezones() and timezone != "UTC":
+        errors["timezone"] = _("Pick a time zone from the list.")
+    if errors:
+        raise ValidationError(errors)
+    return (hours or None), timezone

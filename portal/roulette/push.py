@@ -1,0 +1,111 @@
+"""Websocket pushes of the roulette, rendered in each recipient's language.
+
+Fragments come from `roulette/_push.html` (one named block each) and are
+swapped by htmx out of band, by id: the offer pop-up goes into `#offer-tray`,
+later states replace `#offer-<id>`, the presence switch replaces itself and a
+notification lands at the top of `#notification-tray`.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+from flask import current_app, has_request_context
+from flask_babel import force_locale
+
+from portal.extensions import db
+from portal.models import Contact, Department, Lead, Notification, Offer, User
+from portal.models.base import utcnow
+from portal.realtime.hub import publish
+from portal.rendering import render_block
+
+TEMPLATE = "roulette/_push.html"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as CONTRACT's data-expires-at says."""
+    if moment is None:
+        return None
+    return (
+        _aware(moment)
+        .astimezone(UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def render_for(user: User, block: str, **context) -> str:
+    """Render a block of the push template as `user` would read it."""
+    with ExitStack() as stack:
+        if not has_request_context():
+            # Jobs have no request: give url_for and the context processors one.
+            base = current_app.config.get("PUBLIC_URL") or "http://localhost/"
+            stack.enter_context(current_app.test_request_context(base_url=base))
+        stack.enter_context(force_locale(user.language or "en"))
+        return render_block(TEMPLATE, block, iso=iso, pushed=True, **context)
+
+
+def offer_context(offer: Offer) -> dict:
+    lead = db.session.get(Lead, offer.lead_id)
+    contact = db.session.get(Contact, lead.contact_id)
+    department = (
+        db.session.get(Department, lead.department_id) if lead.department_id else None
+    )
+    left = (_aware(offer.expires_at) - utcnow()).total_seconds()
+    return {
+        "offer": offer,
+        "lead": lead,
+        "contact": contact,
+        "department": department,
+        "seconds_left": max(0, int(left)),
+    }
+
+
+def offer_html(offer: Offer) -> str:
+    agent = db.session.get(User, offer.agent_id)
+    return render_for(agent, "offer", **offer_context(offer))
+
+
+def offer(offer_id: int) -> None:
+    """Push a new pending offer to its agent."""
+    found = db.session.get(Offer, offer_id)
+    if found is not None:
+        publish(found.agent_id, offer_html(found))
+
+
+def offer_state(offer_id: int) -> None:
+    """Push the end of an offer (accepted, declined, expired, cancelled)."""
+    found = db.session.get(Offer, offer_id)
+    if found is None:
+        return
+    agent = db.session.get(User, found.agent_id)
+    publish(found.agent_id, render_for(agent, "offer_state", **offer_context(found)))
+
+
+def presence(user_id: int, automatic: bool = False) -> None:
+    """Push the agent's switch (to every tab) after it changed."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    state = switch_context(user)
+    publish(user_id, render_for(user, "presence", automatic=automatic, **state))
+
+
+def switch_context(user: User) -> dict:
+    """What the presence switch shows: the switch, and whether it is live."""
+    from portal.roulette.service import agent_state, is_online
+
+    state = agent_state(user)
+    return {"available": state.available, "online": is_online(user)}
+
+
+def notification(notification_id: int, user_id: int) -> None:
+    found = db.session.get(Notification, notification_id)
+    user = db.session.get(User, user_id)
+    if found is not None and user is not None:
+        publish(user_id, render_for(user, "notification", notification=found))

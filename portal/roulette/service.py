@@ -1,0 +1,977 @@
+"""The lead roulette: every lead is offered to one online agent at a time.
+
+What keeps each promise:
+- A lead has at most one pending offer and an agent holds at most one: two
+  partial unique indexes (`portal.models.roulette.Offer`). A routing attempt
+  that collides rolls back and tries the next candidate.
+- A decision has exactly one outcome: every transition of an offer is a
+  conditional UPDATE on `state = 'pending'` (accept and decline also on the
+  deadline, expiry on its passing).
+- Nothing is lost: whenever an offer ends without an owner, the lead is
+  committed back to "queued" before the next agent is tried, and the sweep
+  (`sweep`, run by every worker) expires overdue offers and offers waiting
+  leads to free agents even when a scheduled job or a push was lost.
+- Pushes and jobs leave only after the commit that they describe.
+
+Routing reads are not locked: two leads may both pick the same free agent,
+and the unique index lets exactly one of them have her.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from portal.contacts.service import log_assignment
+from portal.errors import Conflict, NotFound
+from portal.extensions import db
+from portal.models import (
+    ENDED_WITHOUT_OWNER,
+    Account,
+    AgentState,
+    AssignmentHow,
+    Contact,
+    ContactStatus,
+    Department,
+    Lead,
+    Offer,
+    OfferState,
+    ProcessMode,
+    Role,
+    RolePermission,
+    User,
+    UserStatus,
+)
+from portal.models.base import utcnow
+from portal.models.org import department_member
+from portal.realtime import presence
+from portal.roulette import hours
+
+log = logging.getLogger(__name__)
+
+RECEIVE = "leads.receive"
+# Attempts to place one lead when rival routings keep taking the chosen agent.
+MAX_ATTEMPTS = 8
+# An agent who lets this many offers in a row run out is switched to
+# unavailable: a lead should not wait a whole timeout on an empty chair.
+AUTO_PAUSE_AFTER = 3
+# How many waiting leads one free agent looks through at a time.
+SCAN_LIMIT = 20
+
+
+class Skip:
+    """Why an agent was (not) chosen; stored in the offer's candidate list."""
+
+    CHOSEN = "chosen"
+    OFFLINE = "offline"
+    PAUSED = "paused"
+    BUSY = "busy"
+    CAPACITY = "capacity"
+    HOURS = "hours"
+    DECLINED = "declined"
+
+
+SKIP_LABELS = {
+    Skip.CHOSEN: _l("chosen"),
+    Skip.OFFLINE: _l("offline"),
+    Skip.PAUSED: _l("not available"),
+    Skip.BUSY: _l("answering another offer"),
+    Skip.CAPACITY: _l("at the cap of open leads"),
+    Skip.HOURS: _l("outside working hours"),
+    Skip.DECLINED: _l("already declined this lead"),
+}
+
+REASON_LABELS = {
+    "owner": _l("the contact's owner"),
+    "turn": _l("longest wait since an offer"),
+}
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+@dataclass
+class Agent:
+    id: int
+    name: str
+    available: bool
+    waiting_since: datetime
+    is_owner: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    """One evaluation of a lead: everyone considered, and whom to ask."""
+
+    agents: list[Agent]
+    chosen: Agent | None
+
+    @property
+    def candidates(self) -> list[dict]:
+        return [
+            {
+                "id": a.id,
+                "name": a.name,
+                "reason": a.reason,
+                "owner": a.is_owner,
+                "waiting_since": a.waiting_since.isoformat(),
+            }
+            for a in self.agents
+        ]
+
+    def any(self, reason: str) -> bool:
+        return any(a.reason == reason for a in self.agents)
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _receivers(account: Account):
+    """Active users whose role may receive leads (hybrid mode: flagged ones)."""
+    query = (
+        select(
+            User.id,
+            User.name,
+            AgentState.available,
+            AgentState.available_changed_at,
+            AgentState.last_offer_at,
+        )
+        .join(Role, Role.id == User.role_id)
+        .join(
+            RolePermission,
+            and_(
+                RolePermission.role_id == Role.id, RolePermission.permission == RECEIVE
+            ),
+        )
+        .outerjoin(AgentState, AgentState.user_id == User.id)
+        .where(User.account_id == account.id, User.status == UserStatus.ACTIVE)
+    )
+    if account.process_mode == ProcessMode.HYBRID:
+        query = query.where(User.receives_web_leads.is_(True))
+    return query
+
+
+def _agent(row, is_owner: bool = False) -> Agent:
+    since = max(
+        _aware(row.last_offer_at) or _EPOCH, _aware(row.available_changed_at) or _EPOCH
+    )
+    return Agent(
+        id=row.id,
+        name=row.name,
+        available=bool(row.available),
+        waiting_since=since,
+        is_owner=is_owner,
+    )
+
+
+def _pool(account: Account, lead: Lead, owner_id: int | None) -> list[Agent]:
+    """Who could take this lead: its department's receivers, plus the
+    contact's owner wherever they sit (owner priority)."""
+    query = _receivers(account)
+    if lead.department_id is not None:
+        members = select(department_member.c.user_id).where(
+            department_member.c.department_id == lead.department_id
+        )
+        if owner_id is not None:
+            query = query.where(or_(User.id.in_(members), User.id == owner_id))
+        else:
+            query = query.where(User.id.in_(members))
+    return [
+        _agent(row, is_owner=row.id == owner_id) for row in db.session.execute(query)
+    ]
+
+
+def _open_leads(account: Account, agent_ids: list[int]) -> dict[int, int]:
+    rows = db.session.execute(
+        select(Lead.accepted_by_id, func.count())
+        .where(
+            Lead.account_id == account.id,
+            Lead.accepted_by_id.in_(agent_ids),
+            Lead.state == "assigned",
+            Lead.attended_at.is_(None),
+        )
+        .group_by(Lead.accepted_by_id)
+    )
+    return {agent_id: count for agent_id, count in rows}
+
+
+def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
+    """Evaluate every candidate for the lead's current round; pick one."""
+    now = now or utcnow()
+    owner_id = db.session.scalar(
+        select(Contact.owner_id).where(Contact.id == lead.contact_id)
+    )
+    agents = _pool(account, lead, owner_id)
+    if not agents:
+        return Plan(agents=[], chosen=None)
+    ids = [a.id for a in agents]
+    live = presence.live_user_ids(account.id)
+    busy = set(
+        db.session.scalars(
+            select(Offer.agent_id).where(
+                Offer.agent_id.in_(ids), Offer.state == OfferState.PENDING
+            )
+        )
+    )
+    declined_query = select(Offer.agent_id).where(
+        Offer.lead_id == lead.id, Offer.state.in_(ENDED_WITHOUT_OWNER)
+    )
+    if lead.exhausted_at is None:
+        declined_query = declined_query.where(Offer.round == lead.round)
+    declined = set(db.session.scalars(declined_query))
+    open_now = True
+    if lead.department_id is not None:
+        department = db.session.get(Department, lead.department_id)
+        if department is not None:
+            open_now = hours.is_open(department.working_hours, department.timezone, now)
+    loads = _open_leads(account, ids) if account.roulette_capacity else {}
+
+    for agent in agents:
+        if agent.id not in live:
+            agent.reason = Skip.OFFLINE
+        elif not agent.available:
+            agent.reason = Skip.PAUSED
+        elif not open_now:
+            agent.reason = Skip.HOURS
+        elif agent.id in declined:
+            agent.reason = Skip.DECLINED
+        elif agent.id in busy:
+            agent.reason = Skip.BUSY
+        elif (
+            account.roulette_capacity
+            and loads.get(agent.id, 0) >= account.roulette_capacity
+        ):
+            agent.reason = Skip.CAPACITY
+    eligible = [a for a in agents if not a.reason]
+    chosen = None
+    owners = [a for a in eligible if a.is_owner]
+    if owners:
+        chosen = owners[0]
+    elif eligible:
+        chosen = min(eligible, key=lambda a: (a.waiting_since, a.id))
+    if chosen is not None:
+        chosen.reason = Skip.CHOSEN
+    for agent in eligible:
+        if agent is not chosen:
+            # Eligible but not their turn: they wait behind the chosen one.
+            agent.reason = "later"
+    agents.sort(key=lambda a: (not a.is_owner, a.waiting_since, a.id))
+    return Plan(agents=agents, chosen=chosen)
+
+
+# ---------------------------------------------------------------- routing
+
+
+@dataclass
+class Placed:
+    """An offer just committed; push and schedule it after the commit."""
+
+    offer_id: int
+    agent_id: int
+    expires_at: datetime
+
+
+def route_lead(lead_id: int) -> Placed | None:
+    """Offer a queued lead to the next agent, or leave it waiting.
+
+    Commits. Returns the new offer (already pushed and its expiry scheduled)
+    or None when the lead waits (nobody free, every round declined, or it is
+    no longer queued).
+    """
+    for _attempt in range(MAX_ATTEMPTS):
+        lead = db.session.get(Lead, lead_id, populate_existing=True)
+        if lead is None or lead.state != "queued":
+            db.session.rollback()
+            return None
+        account = db.session.get(Account, lead.account_id)
+        if not account.roulette_enabled:
+            db.session.rollback()
+            return None
+        now = utcnow()
+        chosen_plan = plan(account, lead, now)
+        if chosen_plan.chosen is None:
+            if _next_round(account, lead, chosen_plan, now):
+                continue
+            if _reasons(lead.routing) != _reasons(chosen_plan.candidates):
+                db.session.execute(
+                    update(Lead)
+                    .where(Lead.id == lead.id, Lead.state == "queued")
+                    .values(routing=chosen_plan.candidates)
+                    .execution_options(synchronize_session=False)
+                )
+                db.session.commit()
+            else:
+                db.session.rollback()
+            return None
+        placed = _place(account, lead, chosen_plan, now)
+        if placed is not None:
+            after_offer(placed)
+            return placed
+    log.warning("lead %s: gave up routing after %d collisions", lead_id, MAX_ATTEMPTS)
+    return None
+
+
+def _reasons(candidates: list | None) -> list:
+    return [(c["id"], c["reason"]) for c in candidates or ()]
+
+
+def _next_round(account: Account, lead: Lead, lead_plan: Plan, now: datetime) -> bool:
+    """Every online, free candidate declined this round: start the next round
+    (True) or, after the last, park the lead for agents who never saw it."""
+    if lead.exhausted_at is not None or not lead_plan.any(Skip.DECLINED):
+        return False
+    if lead_plan.any(Skip.BUSY):
+        return False  # someone who has not declined will be free soon
+    if lead.round < account.roulette_rounds:
+        db.session.execute(
+            update(Lead)
+            .where(Lead.id == lead.id, Lead.round == lead.round, Lead.state == "queued")
+            .values(round=Lead.round + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        return True
+    db.session.execute(
+        update(Lead)
+        .where(Lead.id == lead.id, Lead.exhausted_at.is_(None))
+        .values(exhausted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return True  # evaluate once more: agents who never saw it may be free
+
+
+def _place(account: Account, lead: Lead, lead_plan: Plan, now: datetime):
+    agent = lead_plan.chosen
+    expires_at = now + timedelta(seconds=account.roulette_offer_timeout)
+    try:
+        moved = db.session.execute(
+            update(Lead)
+            .where(Lead.id == lead.id, Lead.state == "queued")
+            .values(state="offered", routing=lead_plan.candidates)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not moved:
+            db.session.rollback()
+            return None
+        offer = Offer(
+            account_id=account.id,
+            lead_id=lead.id,
+            agent_id=agent.id,
+            round=lead.round,
+            state=OfferState.PENDING,
+            reason="owner" if agent.is_owner else "turn",
+            candidates=lead_plan.candidates,
+            offered_at=now,
+            expires_at=expires_at,
+        )
+        db.session.add(offer)
+        db.session.flush()
+        db.session.execute(
+            update(AgentState)
+            .where(AgentState.user_id == agent.id)
+            .values(last_offer_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    except IntegrityError:
+        # A rival routing gave this agent an offer first; try again.
+        db.session.rollback()
+        return None
+    return Placed(offer_id=offer.id, agent_id=agent.id, expires_at=expires_at)
+
+
+def after_offer(placed: Placed) -> None:
+    """Push the offer to its agent and schedule its expiry (after commit)."""
+    from portal.queue import enqueue_at
+    from portal.roulette import push
+
+    try:
+        push.offer(placed.offer_id)
+    except Exception:
+        # The agent re-receives it on reconnect; the deadline still holds.
+        log.exception("pushing offer %s failed", placed.offer_id)
+    try:
+        enqueue_at(
+            placed.expires_at,
+            "jobs.roulette.expire_offer",
+            placed.offer_id,
+            job_id=f"roleta-expire-offer-{placed.offer_id}",
+        )
+    except Exception:
+        # The sweep expires it regardless.
+        log.exception("scheduling the expiry of offer %s failed", placed.offer_id)
+
+
+def offer_to_agent(agent_id: int) -> Placed | None:
+    """A free agent takes the oldest waiting lead they may have (arrival
+    order). Routing still decides: owner priority may send the lead
+    elsewhere, and then the next waiting lead is tried."""
+    for _round in range(3):
+        agent = db.session.get(User, agent_id)
+        if agent is None or not agent.is_active:
+            return None
+        state = db.session.get(AgentState, agent_id, populate_existing=True)
+        if state is None or not state.available:
+            return None
+        if not presence.is_live(agent.account_id, agent_id):
+            return None
+        account = db.session.get(Account, agent.account_id)
+        if not account.roulette_enabled:
+            return None
+        waiting = _waiting_leads_for(agent)
+        db.session.rollback()  # end the read snapshot before routing
+        if not waiting:
+            return None
+        for lead_id in waiting:
+            if _has_pending(agent_id):
+                return None
+            placed = route_lead(lead_id)
+            if placed is not None and placed.agent_id == agent_id:
+                return placed
+        if len(waiting) < SCAN_LIMIT:
+            return None
+    return None
+
+
+def _has_pending(agent_id: int) -> bool:
+    return (
+        db.session.scalar(
+            select(Offer.id).where(
+                Offer.agent_id == agent_id, Offer.state == OfferState.PENDING
+            )
+        )
+        is not None
+    )
+
+
+def _waiting_leads_for(agent: User) -> list[int]:
+    departments = select(department_member.c.department_id).where(
+        department_member.c.user_id == agent.id
+    )
+    declined = exists().where(
+        Offer.lead_id == Lead.id,
+        Offer.agent_id == agent.id,
+        Offer.state.in_(ENDED_WITHOUT_OWNER),
+        or_(Lead.exhausted_at.is_not(None), Offer.round == Lead.round),
+    )
+    owned = select(Contact.id).where(Contact.owner_id == agent.id)
+    return list(
+        db.session.scalars(
+            select(Lead.id)
+            .where(
+                Lead.account_id == agent.account_id,
+                Lead.state == "queued",
+                or_(
+                    Lead.department_id.is_(None),
+                    Lead.department_id.in_(departments),
+                    Lead.contact_id.in_(owned),
+                ),
+                ~declined,
+            )
+            .order_by(Lead.id)
+            .limit(SCAN_LIMIT)
+        )
+    )
+
+
+# -------------------------------------------------------------- decisions
+
+
+def _own_offer(user: User, offer_id: int) -> Offer:
+    """The caller's offer, or NotFound (someone else's offers do not exist)."""
+    try:
+        offer = db.session.get(Offer, int(offer_id), populate_existing=True)
+    except (TypeError, ValueError):
+        offer = None
+    if (
+        offer is None
+        or offer.agent_id != user.id
+        or offer.account_id != user.account_id
+    ):
+        raise NotFound()
+    return offer
+
+
+_REFUSALS = {
+    OfferState.ACCEPTED: _l("You already accepted this lead."),
+    OfferState.DECLINED: _l("You already declined this lead."),
+    OfferState.EXPIRED: _l("Too late: the time to answer this offer ran out."),
+    OfferState.CANCELLED: _l("This offer was withdrawn."),
+}
+
+
+def _refuse(offer_id: int) -> None:
+    """Raise the Conflict that explains why a decision did not apply."""
+    offer = db.session.get(Offer, offer_id, populate_existing=True)
+    if offer.state == OfferState.PENDING:
+        # Past its deadline and not yet expired by the job: expire it now,
+        # so the lead moves on without waiting for the worker.
+        expire_offer(offer.id)
+        raise Conflict(str(_REFUSALS[OfferState.EXPIRED]))
+    raise Conflict(str(_REFUSALS[OfferState(offer.state)]))
+
+
+def _decide(offer_id: int, state: OfferState, now: datetime) -> bool:
+    return bool(
+        db.session.execute(
+            update(Offer)
+            .where(
+                Offer.id == offer_id,
+                Offer.state == OfferState.PENDING,
+                Offer.expires_at > now,
+            )
+            .values(state=state, decided_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def _seconds(since: datetime | None, until: datetime) -> int | None:
+    since = _aware(since)
+    return None if since is None else max(0, int((until - since).total_seconds()))
+
+
+def accept(user: User, offer_id: int) -> Offer:
+    """The agent takes the lead: they become the contact's owner.
+
+    Raises NotFound (not their offer) or Conflict (decided, expired or
+    withdrawn; the message says which).
+    """
+    offer = _own_offer(user, offer_id)
+    now = utcnow()
+    if not _decide(offer.id, OfferState.ACCEPTED, now):
+        db.session.rollback()
+        _refuse(offer.id)
+    lead = db.session.get(Lead, offer.lead_id)
+    db.session.execute(
+        update(Lead)
+        .where(Lead.id == lead.id)
+        .values(
+            state="assigned",
+            accepted_at=now,
+            accepted_by_id=user.id,
+            speed_to_lead_seconds=_seconds(lead.created_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    contact = db.session.get(Contact, lead.contact_id)
+    previous = db.session.get(User, contact.owner_id) if contact.owner_id else None
+    if previous is None or previous.id != user.id:
+        values: dict = {
+            "owner_id": user.id,
+            "assigned_at": now,
+            "last_activity_at": now,
+        }
+        if contact.status == ContactStatus.NEW:
+            values["status"] = ContactStatus.ASSIGNED
+        # Taking a lead is not "attending" it: a new lead of a returning
+        # customer waits for a fresh first response.
+        values["attended_at"] = None
+        values["first_response_seconds"] = None
+        db.session.execute(
+            update(Contact)
+            .where(Contact.id == contact.id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        log_assignment(contact, previous, user, user, AssignmentHow.ROULETTE)
+    db.session.commit()
+    db.session.refresh(offer)
+    _after_decision(offer)
+    return offer
+
+
+def decline(user: User, offer_id: int) -> Offer:
+    """The agent passes; the lead goes to the next candidate at once."""
+    offer = _own_offer(user, offer_id)
+    now = utcnow()
+    if not _decide(offer.id, OfferState.DECLINED, now):
+        db.session.rollback()
+        _refuse(offer.id)
+    _requeue(offer.lead_id)
+    db.session.commit()
+    db.session.refresh(offer)
+    _after_decision(offer)
+    return offer
+
+
+def _requeue(lead_id: int) -> None:
+    db.session.execute(
+        update(Lead)
+        .where(Lead.id == lead_id, Lead.state == "offered")
+        .values(state="queued")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def expire_offer(offer_id: int, now: datetime | None = None) -> bool:
+    """End an overdue offer as a decline; True when this call ended it.
+
+    Safe to run twice and to race an accept: only one conditional UPDATE
+    applies.
+    """
+    now = now or utcnow()
+    ended = db.session.execute(
+        update(Offer)
+        .where(
+            Offer.id == offer_id,
+            Offer.state == OfferState.PENDING,
+            Offer.expires_at <= now,
+        )
+        .values(state=OfferState.EXPIRED, decided_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not ended:
+        db.session.rollback()
+        return False
+    offer = db.session.get(Offer, offer_id, populate_existing=True)
+    _requeue(offer.lead_id)
+    db.session.commit()
+    paused = _pause_if_absent(offer.agent_id)
+    _after_decision(offer, agent_free=not paused)
+    return True
+
+
+def _pause_if_absent(agent_id: int) -> bool:
+    """Switch off an agent whose last offers all ran out unanswered."""
+    last = list(
+        db.session.scalars(
+            select(Offer.state)
+            .where(Offer.agent_id == agent_id)
+            .order_by(Offer.id.desc())
+            .limit(AUTO_PAUSE_AFTER)
+        )
+    )
+    if len(last) < AUTO_PAUSE_AFTER or any(s != OfferState.EXPIRED for s in last):
+        return False
+    user = db.session.get(User, agent_id)
+    if user is None:
+        return False
+    set_available(user, False, automatic=True)
+    return True
+
+
+def cancel_pending(agent_id: int) -> list[int]:
+    """Withdraw the agent's pending offer (switch off, suspension) and pass
+    its lead on. Returns the withdrawn offer ids."""
+    now = utcnow()
+    offers = list(
+        db.session.scalars(
+            select(Offer).where(
+                Offer.agent_id == agent_id, Offer.state == OfferState.PENDING
+            )
+        )
+    )
+    withdrawn = []
+    for offer in offers:
+        ended = db.session.execute(
+            update(Offer)
+            .where(Offer.id == offer.id, Offer.state == OfferState.PENDING)
+            .values(state=OfferState.CANCELLED, decided_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if ended:
+            _requeue(offer.lead_id)
+            withdrawn.append(offer.id)
+    db.session.commit()
+    for offer_id in withdrawn:
+        offer = db.session.get(Offer, offer_id, populate_existing=True)
+        _after_decision(offer, agent_free=False)
+    return withdrawn
+
+
+def _after_decision(offer: Offer, agent_free: bool = True) -> None:
+    """After the commit: tell the agent's tabs, route the lead on if it came
+    back to the queue, and give the agent, now free, a waiting lead."""
+    from portal.roulette import push
+
+    try:
+        push.offer_state(offer.id)
+    except Exception:
+        log.exception("pushing the end of offer %s failed", offer.id)
+    if offer.state != OfferState.ACCEPTED:
+        route_lead(offer.lead_id)
+    if agent_free:
+        offer_to_agent(offer.agent_id)
+
+
+def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
+    """A person assigned the contact: its waiting or offered leads are dealt
+    with, and any pending offer for them is withdrawn. Commits."""
+    now = utcnow()
+    lead_ids = list(
+        db.session.scalars(
+            select(Lead.id).where(
+                Lead.contact_id == contact_id, Lead.state.in_(("queued", "offered"))
+            )
+        )
+    )
+    if not lead_ids:
+        return
+    withdrawn = list(
+        db.session.scalars(
+            select(Offer.id).where(
+                Offer.lead_id.in_(lead_ids), Offer.state == OfferState.PENDING
+            )
+        )
+    )
+    db.session.execute(
+        update(Offer)
+        .where(Offer.id.in_(withdrawn), Offer.state == OfferState.PENDING)
+        .values(state=OfferState.CANCELLED, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(Lead)
+        .where(Lead.id.in_(lead_ids), Lead.state.in_(("queued", "offered")))
+        .values(state="assigned", accepted_by_id=owner_id, accepted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    from portal.roulette import push
+
+    for offer_id in withdrawn:
+        offer = db.session.get(Offer, offer_id, populate_existing=True)
+        push.offer_state(offer.id)
+        offer_to_agent(offer.agent_id)
+
+
+# --------------------------------------------------------------- presence
+
+
+def agent_state(user: User) -> AgentState:
+    state = db.session.get(AgentState, user.id)
+    if state is None:
+        state = AgentState(user_id=user.id, account_id=user.account_id)
+        db.session.add(state)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            # Created meanwhile by the user's other tab.
+            db.session.rollback()
+            state = db.session.get(AgentState, user.id)
+    return state
+
+
+def set_available(user: User, available: bool, automatic: bool = False) -> AgentState:
+    """The agent's "available" switch. On: waiting leads come to them. Off:
+    their pending offer passes to the next agent. Commits."""
+    state = agent_state(user)
+    changed = state.available != available
+    state.available = available
+    if changed:
+        state.available_changed_at = utcnow()
+    db.session.commit()
+    from portal.roulette import push
+
+    if changed:
+        push.presence(user.id, automatic=automatic)
+    if available:
+        offer_to_agent(user.id)
+    elif not automatic:
+        cancel_pending(user.id)
+    return state
+
+
+def is_online(user: User) -> bool:
+    state = db.session.get(AgentState, user.id)
+    return bool(state and state.available) and presence.is_live(
+        user.account_id, user.id
+    )
+
+
+def take_offline(user: User) -> None:
+    """Suspension or deletion: offline at once, pending offer passed on."""
+    state = db.session.get(AgentState, user.id)
+    if state is not None and state.available:
+        state.available = False
+        state.available_changed_at = utcnow()
+        db.session.commit()
+    presence.drop(user.account_id, user.id)
+    cancel_pending(user.id)
+    from portal.realtime.hub import publish_close
+
+    publish_close(user.id)
+
+
+def pending_offer(user_id: int) -> Offer | None:
+    return db.session.scalar(
+        select(Offer).where(
+            Offer.agent_id == user_id, Offer.state == OfferState.PENDING
+        )
+    )
+
+
+# ------------------------------------------------------------------ sweep
+
+
+def expire_overdue(now: datetime | None = None, limit: int = 200) -> int:
+    """Expire every pending offer past its deadline; returns how many."""
+    now = now or utcnow()
+    overdue = list(
+        db.session.scalars(
+            select(Offer.id)
+            .where(Offer.state == OfferState.PENDING, Offer.expires_at <= now)
+            .order_by(Offer.expires_at)
+            .limit(limit)
+        )
+    )
+    db.session.rollback()
+    return sum(1 for offer_id in overdue if expire_offer(offer_id, now))
+
+
+def dispatch(account: Account) -> int:
+    """Offer waiting leads to every free online agent; returns offers made."""
+    if not account.roulette_enabled:
+        return 0
+    anything_waiting = db.session.scalar(
+        select(Lead.id)
+        .where(Lead.account_id == account.id, Lead.state == "queued")
+        .limit(1)
+    )
+    if anything_waiting is None:
+        return 0
+    live = presence.live_user_ids(account.id)
+    if not live:
+        return 0
+    free = list(
+        db.session.scalars(
+            select(AgentState.user_id)
+            .where(
+                AgentState.account_id == account.id,
+                AgentState.available.is_(True),
+                AgentState.user_id.in_(live),
+                ~exists().where(
+                    Offer.agent_id == AgentState.user_id,
+                    Offer.state == OfferState.PENDING,
+                ),
+            )
+            .order_by(AgentState.last_offer_at.nulls_first(), AgentState.user_id)
+        )
+    )
+    db.session.rollback()
+    return sum(1 for agent_id in free if offer_to_agent(agent_id) is not None)
+
+
+def alert_long_waits(account: Account, now: datetime | None = None) -> int:
+    """Tell the department's managers about leads waiting too long."""
+    from portal.roulette import push
+
+    now = now or utcnow()
+    threshold = now - timedelta(minutes=account.roulette_queue_alert_minutes)
+    waiting = list(
+        db.session.scalars(
+            select(Lead)
+            .where(
+                Lead.account_id == account.id,
+                Lead.state == "queued",
+                Lead.alerted_at.is_(None),
+                Lead.created_at <= threshold,
+            )
+            .order_by(Lead.id)
+            .limit(100)
+        )
+    )
+    sent = 0
+    for lead in waiting:
+        claimed = db.session.execute(
+            update(Lead)
+            .where(Lead.id == lead.id, Lead.alerted_at.is_(None))
+            .values(alerted_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            db.session.rollback()
+            continue
+        notifications = _notify_managers(account, lead, now)
+        db.session.commit()
+        for notification_id, user_id in notifications:
+            push.notification(notification_id, user_id)
+        sent += 1
+    return sent
+
+
+def _managers_of(account: Account, lead: Lead) -> list[int]:
+    def holders(permission: str):
+        return (
+            select(User.id)
+            .join(RolePermission, RolePermission.role_id == User.role_id)
+            .where(
+                User.account_id == account.id,
+                User.status == UserStatus.ACTIVE,
+                RolePermission.permission == permission,
+            )
+        )
+
+    if lead.department_id is not None:
+        in_department = list(
+            db.session.scalars(
+                holders("contacts.assign").where(
+                    User.id.in_(
+                        select(department_member.c.user_id).where(
+                            department_member.c.department_id == lead.department_id
+                        )
+                    )
+                )
+            )
+        )
+        if in_department:
+            return in_department
+    return list(db.session.scalars(holders("users.manage")))
+
+
+def _notify_managers(
+    account: Account, lead: Lead, now: datetime
+) -> list[tuple[int, int]]:
+    from portal.models import Notification
+
+    contact = db.session.get(Contact, lead.contact_id)
+    made = []
+    for user_id in _managers_of(account, lead):
+        notification = Notification(
+            account_id=account.id,
+            user_id=user_id,
+            kind="lead_waiting",
+            data={
+                "lead_id": lead.id,
+                "contact_id": lead.contact_id,
+                "contact_name": contact.name if contact else None,
+                "minutes": account.roulette_queue_alert_minutes,
+            },
+            url=f"/contacts/{lead.contact_id}",
+            dedupe_key=f"lead-waiting:{lead.id}:{user_id}",
+            created_at=now,
+        )
+        db.session.add(notification)
+        db.session.flush()
+        made.append((notification.id, user_id))
+    return made
+
+
+def sweep(full: bool = True) -> dict[str, int]:
+    """The safety net, run every second by each worker: expire overdue
+    offers; with `full`, also offer waiting leads to free agents, alert
+    managers about long waits and forget stale presence marks."""
+    figures = {"expired": expire_overdue()}
+    if not full:
+        return figures
+    figures.update(dispatched=0, alerted=0)
+    for account in db.session.scalars(
+        select(Account).where(Account.roulette_enabled.is_(True))
+    ).all():
+        figures["dispatched"] += dispatch(account)
+        figures["alerted"] += alert_long_waits(account)
+        presence.prune(account.id)
+    db.session.rollback()
+    return figures
