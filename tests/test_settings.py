@@ -19,6 +19,8 @@ VALID = {
     "roulette.enabled": ["false", "true"],  # the hidden field, then the checkbox
     "roulette.offer_timeout": "45",
     "roulette.rounds": "3",
+    "roulette.capacity": "5",
+    "roulette.queue_alert_minutes": "15",
     "contacts.open_too_long_hours": "24",
 }
 DEFAULTS = {
@@ -26,6 +28,8 @@ DEFAULTS = {
     "roulette.enabled": False,
     "roulette.offer_timeout": 60,
     "roulette.rounds": 2,
+    "roulette.capacity": 0,
+    "roulette.queue_alert_minutes": 10,
     "contacts.open_too_long_hours": 48,
 }
 
@@ -99,6 +103,8 @@ def test_save_with_htmx_shows_a_flash_and_the_saved_values(client, auth, ctx):
         "roulette.enabled": True,
         "roulette.offer_timeout": 45,
         "roulette.rounds": 3,
+        "roulette.capacity": 5,
+        "roulette.queue_alert_minutes": 15,
         "contacts.open_too_long_hours": 24,
     }
 

@@ -71,6 +71,11 @@ class Setting:
     attribute: str
     label: object
     parse: Callable[[str], object]
+    # Shown under the field on the settings page.
+    hint: object = None
+    # Whole-number settings: the accepted range (the form's min and max).
+    low: int | None = None
+    high: int | None = None
 
 
 def _parse_bool(raw: str) -> bool:
@@ -97,6 +102,13 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _number(
+    key: str, attribute: str, label: object, low: int, high: int, hint: object = None
+) -> Setting:
+    """A whole-number setting accepted from `low` to `high`."""
+    return Setting(key, attribute, label, _int_between(low, high), hint, low, high)
+
+
 def _process_mode(raw: str) -> int:
     value = _int_between(1, 3)(raw)
     return int(ProcessMode(value))
@@ -105,23 +117,56 @@ def _process_mode(raw: str) -> int:
 SETTINGS: tuple[Setting, ...] = (
     Setting("process_mode", "process_mode", _l("Process mode"), _process_mode),
     Setting("roulette.enabled", "roulette_enabled", _l("Lead roulette"), _parse_bool),
-    Setting(
+    _number(
         "roulette.offer_timeout",
         "roulette_offer_timeout",
         _l("Seconds an agent has to answer an offer"),
-        _int_between(10, 3600),
+        10,
+        3600,
+        _l(
+            "No answer in time counts as a decline: the lead goes to the next "
+            "agent."
+        ),
     ),
-    Setting(
+    _number(
         "roulette.rounds",
         "roulette_rounds",
         _l("Rounds before a lead falls back to the queue"),
-        _int_between(1, 20),
+        1,
+        20,
+        _l(
+            "A round ends when every online agent declined the lead. After the "
+            "last round it waits in the queue for agents who have not seen it."
+        ),
     ),
-    Setting(
+    _number(
+        "roulette.capacity",
+        "roulette_capacity",
+        _l("Open leads an agent may hold (0 = no cap)"),
+        0,
+        1000,
+        _l(
+            "Leads an agent accepted and has not answered yet. An agent at the "
+            "cap is skipped until they answer one."
+        ),
+    ),
+    _number(
+        "roulette.queue_alert_minutes",
+        "roulette_queue_alert_minutes",
+        _l("Minutes a lead may wait in the queue before managers are alerted"),
+        1,
+        1440,
+        _l(
+            "The managers of the lead's department (or the administrators) get "
+            "a notification."
+        ),
+    ),
+    _number(
         "contacts.open_too_long_hours",
         "open_too_long_hours",
         _l("Hours without activity before a contact is open too long"),
-        _int_between(1, 24 * 90),
+        1,
+        24 * 90,
     ),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}

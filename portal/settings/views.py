@@ -45,12 +45,23 @@ PROCESS_MODES = (
 )
 
 
+# The roulette's whole-number settings, in the order an admin thinks of them.
+ROULETTE_NUMBERS = (
+    "roulette.offer_timeout",
+    "roulette.rounds",
+    "roulette.capacity",
+    "roulette.queue_alert_minutes",
+)
+
+
 def _context(account: Account, **context) -> dict:
     context.setdefault("values", settings_dict(account))
     context.setdefault("errors", {})
     return {
         "modes": PROCESS_MODES,
         "labels": {s.key: s.label for s in SETTINGS},
+        "numbers": {s.key: s for s in SETTINGS if s.low is not None},
+        "roulette_numbers": ROULETTE_NUMBERS,
         "process_mode": account.process_mode,
         "units": [summary.unit for summary in list_units(account)],
         **context,
