@@ -84,7 +84,9 @@ def test_zero_capacity_means_no_cap_and_is_accepted(client, auth, ctx):
     account.roulette_capacity = 7
     db.session.commit()
     auth.login(factories.make_user("admin"))
-    response = client.hx_post("/admin/settings", data={**FORM, "roulette.capacity": "0"})
+    response = client.hx_post(
+        "/admin/settings", data={**FORM, "roulette.capacity": "0"}
+    )
     assert response.status_code == 200
     assert _saved()["roulette.capacity"] == 0
 

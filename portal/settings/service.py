@@ -123,10 +123,7 @@ SETTINGS: tuple[Setting, ...] = (
         _l("Seconds an agent has to answer an offer"),
         10,
         3600,
-        _l(
-            "No answer in time counts as a decline: the lead goes to the next "
-            "agent."
-        ),
+        _l("No answer in time counts as a decline: the lead goes to the next agent."),
     ),
     _number(
         "roulette.rounds",
