@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import available_timezones
 
+from babel.dates import get_day_names
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +28,7 @@ from portal.models import (
     UserStatus,
 )
 from portal.models.org import department_member
+from portal.roulette import hours as working_hours
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
@@ -212,6 +216,10 @@ class UnitSummary:
 class DepartmentSummary:
     department: Department
     user_count: int = 0
+    # "Mon–Fri 08:00–18:00, America/Sao_Paulo" or "Always open".
+    hours: str = ""
+    # Whether the roulette may offer the department's leads right now.
+    open_now: bool = True
 
 
 def _matches(row, query: str) -> bool:
@@ -311,7 +319,16 @@ def list_departments(
     """Departments with how many users belong to each, in two queries."""
     departments = _rows(Department, account, query, ids)
     counts = _department_user_counts([d.id for d in departments])
-    return [DepartmentSummary(d, counts.get(d.id, 0)) for d in departments]
+    now = datetime.now(UTC)
+    return [
+        DepartmentSummary(
+            d,
+            counts.get(d.id, 0),
+            hours=hours_summary(d.working_hours, d.timezone),
+            open_now=working_hours.is_open(d.working_hours, d.timezone, now),
+        )
+        for d in departments
+    ]
 
 
 def _create(model, account: Account, key: str, name: str, taken_message: str):
@@ -490,3 +507,79 @@ def set_store_flow(account: Account, unit_id: int, enabled: bool) -> Unit:
     unit.store_flow = enabled
     db.session.commit()
     return unit
+
+
+# --- Working hours of a department ------------------------------------------
+
+
+def weekday_names(width: str = "wide") -> list[tuple[str, str]]:
+    """(day key, its name in the user's language), Monday first."""
+    names = get_day_names(width, locale=get_locale() or "en")
+    return [(day, names[index]) for index, day in enumerate(working_hours.DAYS)]
+
+
+def time_zones() -> list[str]:
+    """Every IANA time zone name the server knows, sorted (the form's list)."""
+    return sorted(available_timezones() | {"UTC"})
+
+
+def hours_summary(hours: dict | None, timezone: str) -> str:
+    """The hours in one line: consecutive days with the same span share it
+    ("Mon–Fri 08:00–18:00; Sat 09:00–13:00, UTC"); no hours is "Always
+    open"."""
+    if not hours:
+        return _("Always open")
+    names = dict(weekday_names("abbreviated"))
+    runs: list[list] = []  # [first day, last day, span]
+    for index, day in enumerate(working_hours.DAYS):
+        span = hours.get(day)
+        if not span:
+            continue
+        last = runs[-1] if runs else None
+        if last and working_hours.DAYS.index(last[1]) == index - 1 and last[2] == span:
+            last[1] = day
+        else:
+            runs.append([day, day, span])
+    parts = []
+    for first, last, (start, end) in runs:
+        days = names[first] if first == last else f"{names[first]}–{names[last]}"
+        if end < start:
+            span_text = _("%(start)s–%(end)s next day", start=start, end=end)
+        else:
+            span_text = f"{start}–{end}"
+        parts.append(f"{days} {span_text}")
+    return _("%(days)s, %(timezone)s", days="; ".join(parts), timezone=timezone)
+
+
+def hours_form_values(department: Department) -> dict[str, str]:
+    """The hours form's fields as stored: `timezone`, `hours_<day>_start`
+    and `hours_<day>_end` (blank for a closed day)."""
+    values = {"timezone": department.timezone or "UTC"}
+    stored = department.working_hours or {}
+    for day in working_hours.DAYS:
+        start, end = stored.get(day) or ("", "")
+        values[f"hours_{day}_start"] = start
+        values[f"hours_{day}_end"] = end
+    return values
+
+
+def set_department_hours(
+    account: Account,
+    department_id: int,
+    spans: dict[str, tuple[str, str]],
+    timezone: str,
+) -> Department:
+    """Replace the department's working hours and time zone.
+
+    `spans` maps a day key ("mon") to (start, end) as "HH:MM"; a day with
+    both blank is closed, and every day blank means always open. Raises
+    NotFound, and ValidationError naming "hours_<day>" or "timezone";
+    nothing is saved then.
+    """
+    department = get_department(account, department_id)
+    # A blank zone is UTC (the model's default), spaces included.
+    hours, zone = working_hours.clean_hours(spans, (timezone or "").strip())
+    department.working_hours = hours
+    department.timezone = zone
+    db.session.commit()
+    return department

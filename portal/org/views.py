@@ -21,6 +21,7 @@ from portal.errors_http import error_response
 from portal.models import Account
 from portal.org import service
 from portal.rendering import render
+from portal.roulette import hours as working_hours
 from portal.settings.service import current_account
 
 bp = Blueprint("org", __name__)
@@ -379,6 +380,71 @@ def department_edit(department_id: int):
 @require("departments.manage")
 def department_update(department_id: int):
     return _update(DEPARTMENTS, department_id)
+
+
+def _hours_context(values: dict[str, str], errors: dict[str, str]) -> dict:
+    """What the working-hours form of a department row reads."""
+    return {
+        "hours_values": values,
+        "hours_errors": errors,
+        "weekdays": service.weekday_names(),
+        "time_zones": service.time_zones(),
+    }
+
+
+@bp.get("/departments/<int:department_id>/hours")
+@require("departments.manage")
+def department_hours(department_id: int):
+    """The department's row as the working-hours form (the whole page,
+    with that row open, without htmx)."""
+    account = current_account()
+    row = _one(DEPARTMENTS, account, department_id)
+    context = _hours_context(service.hours_form_values(row.department), {})
+    if request.htmx:
+        return render(DEPARTMENTS.row_template, row=row, editing_hours=True, **context)
+    return _page(DEPARTMENTS, account, hours_id=department_id, **context)
+
+
+@bp.post("/departments/<int:department_id>/hours")
+@require("departments.manage")
+def department_hours_update(department_id: int):
+    """Save the working hours; an invalid day or time zone answers 422 with
+    the error next to its field and saves nothing."""
+    account = current_account()
+    values = {
+        name: request.form.get(name, "")[:100]
+        for name in ("timezone", *_hours_fields())
+    }
+    spans = {
+        day: (values[f"hours_{day}_start"], values[f"hours_{day}_end"])
+        for day in working_hours.DAYS
+    }
+    try:
+        department = service.set_department_hours(
+            account, department_id, spans, values["timezone"]
+        )
+    except NotFound:
+        abort(404)
+    except ValidationError as exc:
+        context = _hours_context(values, exc.fields)
+        if request.htmx:
+            row = _one(DEPARTMENTS, account, department_id)
+            return render(
+                DEPARTMENTS.row_template, row=row, editing_hours=True, **context
+            ), 422
+        return _page(DEPARTMENTS, account, 422, hours_id=department_id, **context)
+    message = _("Working hours of %(name)s saved.", name=department.name)
+    if request.htmx:
+        row = _one(DEPARTMENTS, account, department_id)
+        return render(DEPARTMENTS.template, "row_updated", row=row, message=message)
+    flash(message, "success")
+    return redirect(url_for(DEPARTMENTS.list_endpoint), code=303)
+
+
+def _hours_fields() -> list[str]:
+    return [
+        f"hours_{day}_{end}" for day in working_hours.DAYS for end in ("start", "end")
+    ]
 
 
 @bp.get("/departments/<int:department_id>/delete")
