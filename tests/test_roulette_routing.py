@@ -1,0 +1,635 @@
+"""Whom the roulette asks: owner priority, fair turns, skip reasons, rounds,
+the queue, and one pending offer per agent under concurrent routing.
+
+Everything runs against the real database and Redis; "online" is a real
+presence mark plus the available switch (`factories.go_online`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import db
+from portal.models import Account, AgentState, Lead, Offer, OfferState, User
+from portal.models.base import utcnow
+from portal.org import service as org
+from portal.realtime import presence
+from portal.roulette import hours, service
+from portal.roulette.service import Skip
+from portal.settings.service import current_account
+from tests.factories import (
+    enable_roulette,
+    go_online,
+    make_contact,
+    make_lead,
+    make_user,
+)
+
+
+def agent(*departments: str, online: bool = True, **flags) -> User:
+    """An attendant in `departments` (default "sales"), online unless told."""
+    user = make_user("attendant", departments=list(departments or ["sales"]), **flags)
+    if online:
+        go_online(user)
+    return user
+
+
+def waited(user: User, seconds: float) -> None:
+    """Put the agent's last offer and switch-on `seconds` in the past."""
+    state = db.session.get(AgentState, user.id)
+    moment = utcnow() - timedelta(seconds=seconds)
+    state.last_offer_at = moment
+    state.available_changed_at = moment
+    db.session.commit()
+
+
+def reasons(candidates: list[dict] | None) -> dict[int, str]:
+    return {c["id"]: c["reason"] for c in candidates or ()}
+
+
+def offer_of(placed: service.Placed | None) -> Offer:
+    assert placed is not None, "the lead was not offered"
+    return db.session.get(Offer, placed.offer_id)
+
+
+def pending_for(lead: Lead) -> Offer | None:
+    return db.session.scalar(
+        select(Offer).where(Offer.lead_id == lead.id, Offer.state == "pending")
+    )
+
+
+def fresh(lead: Lead) -> Lead:
+    return db.session.get(Lead, lead.id, populate_existing=True)
+
+
+def set_account(**values) -> Account:
+    account = current_account()
+    for name, value in values.items():
+        setattr(account, name, value)
+    db.session.commit()
+    return account
+
+
+# ------------------------------------------------------------ owner priority
+
+
+def test_the_owner_online_gets_the_lead_before_a_longer_waiting_agent(ctx):
+    enable_roulette()
+    veteran = agent()
+    owner = agent()
+    waited(veteran, 3600)
+    waited(owner, 5)
+    lead = make_lead(make_contact(owner=owner, department="sales"), department="sales")
+
+    offer = offer_of(service.route_lead(lead.id))
+
+    assert offer.agent_id == owner.id
+    assert offer.reason == "owner"
+    assert reasons(offer.candidates) == {owner.id: "chosen", veteran.id: "later"}
+    assert [c["owner"] for c in offer.candidates] == [True, False]
+
+
+@pytest.mark.parametrize("why", ["offline", "busy", "paused"])
+def test_an_owner_who_cannot_answer_is_skipped_for_the_turn_order(ctx, why):
+    enable_roulette()
+    owner = agent(online=why != "offline")
+    if why == "offline":
+        service.set_available(owner, True)  # switched on, but no connection
+    elif why == "busy":
+        service.route_lead(make_lead(department="sales").id)
+        assert service.pending_offer(owner.id) is not None
+    else:
+        service.set_available(owner, False)
+    second = agent()
+    third = agent()
+    waited(third, 600)
+    waited(second, 60)
+    lead = make_lead(make_contact(owner=owner, department="sales"), department="sales")
+
+    offer = offer_of(service.route_lead(lead.id))
+
+    assert offer.agent_id == third.id
+    assert offer.reason == "turn"
+    assert reasons(offer.candidates)[owner.id] == why
+    assert reasons(offer.candidates)[second.id] == "later"
+
+
+def test_an_owner_outside_the_lead_department_still_gets_it(ctx):
+    enable_roulette()
+    sales = agent("sales")
+    waited(sales, 3600)
+    owner = agent("support")
+    lead = make_lead(make_contact(owner=owner, department="sales"), department="sales")
+
+    offer = offer_of(service.route_lead(lead.id))
+
+    assert offer.agent_id == owner.id
+    assert reasons(offer.candidates) == {owner.id: "chosen", sales.id: "later"}
+
+
+def test_other_departments_agents_are_not_candidates(ctx):
+    enable_roulette()
+    support = agent("support")
+    lead = make_lead(department="sales")
+
+    assert service.route_lead(lead.id) is None
+    assert fresh(lead).state == "queued"
+    assert service.pending_offer(support.id) is None
+
+
+# ------------------------------------------------------------------ fairness
+
+
+def test_the_longest_wait_since_an_offer_goes_first_and_then_to_the_back(ctx):
+    enable_roulette()
+    a, b, c = agent(), agent(), agent()
+    waited(a, 100)
+    waited(b, 300)
+    waited(c, 200)
+
+    first = offer_of(service.route_lead(make_lead(department="sales").id))
+    second = offer_of(service.route_lead(make_lead(department="sales").id))
+    third = offer_of(service.route_lead(make_lead(department="sales").id))
+
+    assert [first.agent_id, second.agent_id, third.agent_id] == [b.id, c.id, a.id]
+    # The one just asked is at the back of the list of the next offer.
+    assert [c_["id"] for c_ in second.candidates][-1] == b.id
+
+
+def test_switching_on_counts_as_the_start_of_the_wait(ctx):
+    enable_roulette()
+    old_hand = agent()
+    newcomer = agent()
+    waited(newcomer, 60)
+    # Last offered an hour ago, but only switched on again just now.
+    state = db.session.get(AgentState, old_hand.id)
+    state.last_offer_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    service.set_available(old_hand, False)
+    service.set_available(old_hand, True)
+
+    offer = offer_of(service.route_lead(make_lead(department="sales").id))
+
+    assert offer.agent_id == newcomer.id
+
+
+def test_offers_spread_evenly_over_agents_who_accept_and_decline(ctx):
+    enable_roulette(rounds=2)
+    agents = [agent() for _ in range(3)]
+    by_id = {a.id: a for a in agents}
+    offered = {a.id: 0 for a in agents}
+    decisions = 0
+    for _n in range(20):
+        lead = make_lead(department="sales")
+        service.route_lead(lead.id)
+        while (pending := pending_for(lead)) is not None:
+            offered[pending.agent_id] += 1
+            decisions += 1
+            who = by_id[pending.agent_id]
+            # A fixed mix of answers: every third decision is an accept.
+            if decisions % 3 == 0:
+                service.accept(who, pending.id)
+            else:
+                service.decline(who, pending.id)
+    counts = sorted(offered.values())
+    assert sum(counts) == decisions > 20
+    assert counts[-1] - counts[0] <= 1, offered
+
+
+# -------------------------------------------------------------- skip reasons
+
+
+def test_every_skip_reason_is_recorded_with_its_agent(ctx):
+    enable_roulette(rounds=1)
+    set_account(roulette_capacity=1)
+
+    at_cap = agent()
+    service.accept(
+        at_cap, offer_of(service.route_lead(make_lead(department="sales").id)).id
+    )
+    busy = agent()
+    assert service.route_lead(make_lead(department="sales").id).agent_id == busy.id
+    decliner = agent()
+    lead = make_lead(department="sales")
+    service.decline(decliner, offer_of(service.route_lead(lead.id)).id)
+
+    # Nobody could take it: it waits, and says why.
+    assert fresh(lead).state == "queued"
+    assert reasons(fresh(lead).routing) == {
+        at_cap.id: Skip.CAPACITY,
+        busy.id: Skip.BUSY,
+        decliner.id: Skip.DECLINED,
+    }
+
+    offline = agent(online=False)
+    service.set_available(offline, True)  # the switch is on, no connection
+    paused = agent(online=False)
+    presence.touch(paused.account_id, paused.id)  # connected, switch off
+    chosen = agent()  # switching on picks up the waiting lead
+
+    offer = service.pending_offer(chosen.id)
+    assert offer is not None and offer.lead_id == lead.id
+    assert reasons(offer.candidates) == {
+        chosen.id: Skip.CHOSEN,
+        at_cap.id: Skip.CAPACITY,
+        busy.id: Skip.BUSY,
+        decliner.id: Skip.DECLINED,
+        offline.id: Skip.OFFLINE,
+        paused.id: Skip.PAUSED,
+    }
+    assert {c["name"] for c in offer.candidates} >= {chosen.name, paused.name}
+
+
+def test_capacity_counts_only_accepted_unattended_leads(ctx):
+    enable_roulette()
+    set_account(roulette_capacity=1)
+    solo = agent()
+    first = make_lead(department="sales")
+    service.accept(solo, offer_of(service.route_lead(first.id)).id)
+
+    second = make_lead(department="sales")
+    assert service.route_lead(second.id) is None
+    assert reasons(fresh(second).routing) == {solo.id: Skip.CAPACITY}
+
+    # Attending the first lead frees a place: the waiting one comes at once
+    # with the sweep (the safety net that offers waiting leads).
+    from portal.contacts.service import add_history
+
+    add_history(solo, first.contact_id, "note", "Called back")
+    service.sweep()
+    assert service.pending_offer(solo.id).lead_id == second.id
+
+    # No cap: nobody is ever at capacity.
+    set_account(roulette_capacity=0)
+    plan = service.plan(current_account(), fresh(make_lead(department="sales")))
+    assert Skip.CAPACITY not in reasons(plan.candidates).values()
+
+
+def _closed_now(now: datetime) -> dict:
+    """Hours that are certainly closed at `now`: only two days later."""
+    day = hours.DAYS[(now.weekday() + 2) % 7]
+    return {day: ["09:00", "10:00"]}
+
+
+def test_outside_working_hours_nobody_is_asked_and_the_lead_waits(ctx):
+    enable_roulette()
+    online = agent()
+    department = org.get_or_create_department(current_account(), "sales")
+    department.working_hours = _closed_now(utcnow())
+    department.timezone = "UTC"
+    db.session.commit()
+    lead = make_lead(department="sales")
+
+    assert service.route_lead(lead.id) is None
+    assert reasons(fresh(lead).routing) == {online.id: Skip.HOURS}
+
+    # Opening hours again: the sweep hands it out.
+    department.working_hours = None
+    db.session.commit()
+    service.sweep()
+    assert service.pending_offer(online.id).lead_id == lead.id
+
+
+def test_working_hours_are_read_in_the_department_time_zone(ctx):
+    enable_roulette()
+    online = agent()
+    department = org.get_or_create_department(current_account(), "sales")
+    department.working_hours = {"mon": ["09:00", "18:00"]}
+    department.timezone = "America/Sao_Paulo"  # UTC-3, no DST since 2019
+    db.session.commit()
+    lead = fresh(make_lead(department="sales"))
+    account = current_account()
+
+    # Monday 2024-06-03 11:00 UTC = 08:00 in São Paulo: closed.
+    early = service.plan(account, lead, datetime(2024, 6, 3, 11, 0, tzinfo=UTC))
+    assert early.chosen is None
+    assert reasons(early.candidates) == {online.id: Skip.HOURS}
+    # 12:30 UTC = 09:30 there: open.
+    open_ = service.plan(account, lead, datetime(2024, 6, 3, 12, 30, tzinfo=UTC))
+    assert open_.chosen is not None and open_.chosen.id == online.id
+    # 21:00 UTC = 18:00 there: closed again (the end is exclusive).
+    late = service.plan(account, lead, datetime(2024, 6, 3, 21, 0, tzinfo=UTC))
+    assert late.chosen is None
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (datetime(2024, 6, 3, 23, 0, tzinfo=UTC), True),  # Monday night
+        (datetime(2024, 6, 4, 5, 59, tzinfo=UTC), True),  # early Tuesday
+        (datetime(2024, 6, 4, 6, 0, tzinfo=UTC), False),  # Tuesday 06:00
+        (datetime(2024, 6, 3, 21, 59, tzinfo=UTC), False),  # before the start
+        (datetime(2024, 6, 3, 3, 0, tzinfo=UTC), False),  # Sunday had no span
+    ],
+)
+def test_a_span_past_midnight_covers_the_next_morning(moment, expected):
+    assert hours.is_open({"mon": ["22:00", "06:00"]}, "UTC", moment) is expected
+
+
+def test_no_hours_means_always_open_and_a_missing_day_is_closed():
+    monday = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
+    assert hours.is_open(None, "UTC", monday)
+    assert hours.is_open({}, "UTC", monday)
+    assert not hours.is_open({"tue": ["00:00", "23:59"]}, "UTC", monday)
+
+
+# --------------------------------------------------------------------- rounds
+
+
+def test_rounds_ask_everyone_again_then_park_the_lead_for_newcomers(ctx):
+    enable_roulette(rounds=2)
+    a, b = agent(), agent()
+    waited(a, 20)
+    waited(b, 10)
+    lead = make_lead(department="sales")
+    service.route_lead(lead.id)
+
+    asked = []
+    while (pending := pending_for(lead)) is not None:
+        asked.append((pending.agent_id, pending.round))
+        service.decline(db.session.get(User, pending.agent_id), pending.id)
+
+    assert asked == [(a.id, 1), (b.id, 1), (a.id, 2), (b.id, 2)]
+    parked = fresh(lead)
+    assert parked.state == "queued"
+    assert parked.exhausted_at is not None
+    assert reasons(parked.routing) == {a.id: Skip.DECLINED, b.id: Skip.DECLINED}
+
+    # Switching off and on again does not bring it back to those who saw it...
+    service.set_available(a, False)
+    service.set_available(a, True)
+    service.sweep()
+    assert pending_for(lead) is None
+    # ...but an agent who never saw it gets it.
+    newcomer = agent()
+    assert service.pending_offer(newcomer.id).lead_id == lead.id
+
+
+def test_a_decline_while_others_are_busy_waits_for_them_not_a_new_round(ctx):
+    enable_roulette(rounds=3)
+    a, b = agent(), agent()
+    waited(a, 20)
+    waited(b, 10)
+    other = make_lead(department="sales")
+    service.route_lead(other.id)  # a is busy with it
+    lead = make_lead(department="sales")
+    offer = offer_of(service.route_lead(lead.id))
+    assert offer.agent_id == b.id
+
+    service.decline(b, offer.id)
+
+    assert fresh(lead).round == 1
+    assert pending_for(lead) is None
+    # a answers the other lead: now free, a is asked in round 1 still.
+    service.accept(a, pending_for(other).id)
+    assert (pending_for(lead).agent_id, pending_for(lead).round) == (a.id, 1)
+
+
+# -------------------------------------------------- hybrid mode, departments
+
+
+def test_hybrid_mode_offers_only_to_agents_flagged_for_web_leads(ctx):
+    enable_roulette(process_mode="3")
+    flagged = agent()
+    unflagged = agent(receives_web_leads=False)
+    waited(unflagged, 3600)
+    waited(flagged, 1)
+
+    offer = offer_of(service.route_lead(make_lead(department="sales").id))
+
+    assert offer.agent_id == flagged.id
+    assert unflagged.id not in reasons(offer.candidates)
+
+
+def test_outside_hybrid_mode_the_flag_does_not_matter(ctx):
+    enable_roulette(process_mode="1")
+    unflagged = agent(receives_web_leads=False)
+
+    offer = offer_of(service.route_lead(make_lead(department="sales").id))
+
+    assert offer.agent_id == unflagged.id
+
+
+def test_a_lead_without_department_may_go_to_any_receiver(ctx):
+    enable_roulette()
+    make_user("manager", departments=["sales"])  # may not receive leads
+    sales = agent("sales")
+    nowhere = make_user("attendant")
+    go_online(nowhere)
+    support = agent("support")
+    waited(sales, 10)
+    waited(nowhere, 30)
+    waited(support, 20)
+    lead = make_lead()
+
+    offer = offer_of(service.route_lead(lead.id))
+
+    assert offer.agent_id == nowhere.id
+    assert set(reasons(offer.candidates)) == {sales.id, nowhere.id, support.id}
+    second = offer_of(service.route_lead(make_lead().id))
+    assert second.agent_id == support.id
+
+
+def test_roulette_off_offers_nothing(ctx):
+    online = agent()
+    lead = make_lead(department="sales")
+
+    assert service.route_lead(lead.id) is None
+    service.set_available(online, False)
+    service.set_available(online, True)
+    assert service.sweep()["expired"] == 0
+
+    assert fresh(lead).state == "queued"
+    assert db.session.scalar(select(Offer.id)) is None
+
+
+def test_a_lead_that_is_no_longer_queued_is_left_alone(ctx):
+    enable_roulette()
+    first = agent()
+    lead = make_lead(department="sales")
+    service.route_lead(lead.id)
+    second = agent()
+
+    assert service.route_lead(lead.id) is None  # already offered
+    assert service.pending_offer(second.id) is None
+    assert db.session.scalar(select(db.func.count(Offer.id))) == 1
+    assert service.pending_offer(first.id).lead_id == lead.id
+
+
+# ---------------------------------------------------------------------- queue
+
+
+def test_busy_agents_leave_leads_waiting_then_take_them_oldest_first(ctx):
+    enable_roulette(rounds=1)
+    solo = agent()
+    first = make_lead(department="sales")
+    service.route_lead(first.id)
+    second = make_lead(department="sales")
+    third = make_lead(department="sales")
+    fourth = make_lead(department="sales")
+    # The newest tries first: arrival order still wins when she is free.
+    for lead in (fourth, third, second):
+        assert service.route_lead(lead.id) is None
+        assert reasons(fresh(lead).routing) == {solo.id: Skip.BUSY}
+
+    service.accept(solo, pending_for(first).id)  # freed by an accept
+    assert service.pending_offer(solo.id).lead_id == second.id
+
+    service.decline(solo, pending_for(second).id)  # freed by a decline
+    assert service.pending_offer(solo.id).lead_id == third.id
+
+    offer = pending_for(third)  # freed by the clock running out
+    offer.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert service.expire_offer(offer.id)
+    assert service.pending_offer(solo.id).lead_id == fourth.id
+
+
+def test_with_nobody_online_leads_wait_and_the_first_to_switch_on_gets_the_oldest(
+    ctx,
+):
+    enable_roulette()
+    leads = [make_lead(department="sales") for _ in range(3)]
+    for lead in leads:
+        assert service.route_lead(lead.id) is None
+        assert fresh(lead).state == "queued"
+
+    someone = agent()
+
+    assert service.pending_offer(someone.id).lead_id == leads[0].id
+
+
+def test_a_connection_coming_back_brings_the_waiting_lead_with_the_sweep(ctx):
+    enable_roulette()
+    switched_on = agent(online=False)
+    service.set_available(switched_on, True)
+    lead = make_lead(department="sales")
+    assert service.route_lead(lead.id) is None
+    assert reasons(fresh(lead).routing) == {switched_on.id: Skip.OFFLINE}
+
+    presence.touch(switched_on.account_id, switched_on.id)
+    figures = service.sweep()
+
+    assert figures["dispatched"] == 1
+    assert service.pending_offer(switched_on.id).lead_id == lead.id
+
+
+def test_presence_has_a_grace_period(ctx):
+    enable_roulette()
+    someone = agent(online=False)
+    service.set_available(someone, True)
+    presence.touch(someone.account_id, someone.id, at=time.time() - 25)
+    assert service.is_online(someone)
+    presence.touch(someone.account_id, someone.id, at=time.time() - 31)
+    assert not service.is_online(someone)
+
+    lead = make_lead(department="sales")
+    assert service.route_lead(lead.id) is None
+    assert reasons(fresh(lead).routing) == {someone.id: Skip.OFFLINE}
+
+
+# ----------------------------------------------------------------- concurrency
+
+
+def test_the_database_refuses_a_second_pending_offer_for_an_agent_or_a_lead(ctx):
+    enable_roulette(rounds=1)
+    solo = agent()
+    bystander = agent(online=False)
+    lead = make_lead(department="sales")
+    offer = offer_of(service.route_lead(lead.id))
+    other = make_lead(department="sales")
+    other.state = "assigned"  # out of the roulette's way
+    db.session.commit()
+
+    def insert(lead_id: int, agent_id: int) -> None:
+        db.session.add(
+            Offer(
+                account_id=offer.account_id,
+                lead_id=lead_id,
+                agent_id=agent_id,
+                reason="turn",
+                state=OfferState.PENDING,
+                expires_at=offer.expires_at,
+            )
+        )
+        db.session.commit()
+
+    with pytest.raises(IntegrityError):
+        insert(other.id, solo.id)
+    db.session.rollback()
+    with pytest.raises(IntegrityError):
+        insert(lead.id, bystander.id)
+    db.session.rollback()
+    # Ended offers are not held against anyone.
+    service.decline(solo, offer.id)
+    assert fresh(lead).exhausted_at is not None
+    insert(other.id, solo.id)
+    insert(lead.id, bystander.id)
+
+
+def _route_all_at_once(app: Flask, lead_ids: list[int]) -> list[BaseException]:
+    barrier = threading.Barrier(len(lead_ids))
+    errors: list[BaseException] = []
+
+    def run(lead_id: int) -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                service.route_lead(lead_id)
+            except BaseException as exc:  # reported to the test below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in lead_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return errors
+
+
+@pytest.mark.parametrize("agents", [1, 3])
+def test_leads_routed_at_once_never_give_an_agent_two_offers(app, agents):
+    for attempt in range(5):
+        with app.app_context():
+            if attempt == 0:
+                enable_roulette()
+            team = [agent().id for _ in range(agents)]
+            lead_ids = [make_lead(department="sales").id for _ in range(6)]
+            db.session.remove()
+
+        errors = _route_all_at_once(app, lead_ids)
+
+        with app.app_context():
+            assert not errors, errors
+            pending = list(
+                db.session.scalars(
+                    select(Offer).where(
+                        Offer.lead_id.in_(lead_ids), Offer.state == "pending"
+                    )
+                )
+            )
+            holders = [o.agent_id for o in pending]
+            assert sorted(holders) == sorted(team)
+            states = db.session.scalars(select(Lead.state).where(Lead.id.in_(lead_ids)))
+            assert sorted(states) == sorted(
+                ["offered"] * agents + ["queued"] * (6 - agents)
+            )
+            # Free the agents for the next attempt.
+            for offer in pending:
+                offer.state = OfferState.CANCELLED
+            for user_id in team:
+                db.session.get(AgentState, user_id).available = False
+            db.session.query(Lead).filter(Lead.id.in_(lead_ids)).update(
+                {"state": "assigned"}
+            )
+            db.session.commit()
+            db.session.remove()
