@@ -645,14 +645,20 @@ def expire_offer(offer_id: int, now: datetime | None = None) -> bool:
 
 def _pause_if_absent(agent_id: int) -> bool:
     """Switch off an agent whose last offers all ran out unanswered."""
-    last = list(
-        db.session.scalars(
-            select(Offer.state)
-            .where(Offer.agent_id == agent_id)
-            .order_by(Offer.id.desc())
-            .limit(AUTO_PAUSE_AFTER)
-        )
+    query = (
+        select(Offer.state)
+        .where(Offer.agent_id == agent_id)
+        .order_by(Offer.id.desc())
+        .limit(AUTO_PAUSE_AFTER)
     )
+    switched_on = db.session.scalar(
+        select(AgentState.available_changed_at).where(AgentState.user_id == agent_id)
+    )
+    if switched_on is not None:
+        # Switching on again starts a new count: misses from before the last
+        # pause must not switch the agent off after a single new one.
+        query = query.where(Offer.offered_at >= switched_on)
+    last = list(db.session.scalars(query))
     if len(last) < AUTO_PAUSE_AFTER or any(s != OfferState.EXPIRED for s in last):
         return False
     user = db.session.get(User, agent_id)
