@@ -382,11 +382,12 @@ def assign(
     db.session.commit()
     db.session.refresh(contact)
     _notify(*notice)
-    if previous_owner_id is None:
-        # A waiting or offered lead of this contact is now someone's.
-        from portal.roulette.service import lead_assigned_by_hand
+    # A waiting or offered lead of this contact is now someone's, also when
+    # the contact had an owner (an offline owner's lead goes round the
+    # roulette, and a manager may hand the contact to someone else).
+    from portal.roulette.service import lead_assigned_by_hand
 
-        lead_assigned_by_hand(contact.id, target.id)
+    lead_assigned_by_hand(contact.id, target.id)
     return contact
 
 
@@ -464,19 +465,22 @@ def bulk_assign(user: User, contact_ids: list[int], to_user_id: int) -> BulkResu
 
 def mark_attended(contact: Contact, user: User, at: datetime | None = None) -> None:
     """The owner's first history entry or edit: first response is measured."""
-    if contact.owner_id != user.id or contact.attended_at is not None:
+    if contact.owner_id != user.id:
         return
     at = at or utcnow()
-    contact.attended_at = at
-    started = contact.assigned_at or contact.created_at
-    if started is not None:
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=at.tzinfo)
-        contact.first_response_seconds = max(0, int((at - started).total_seconds()))
-    if contact.status in (ContactStatus.NEW, ContactStatus.ASSIGNED):
-        contact.status = ContactStatus.IN_PROGRESS
+    if contact.attended_at is None:
+        contact.attended_at = at
+        started = contact.assigned_at or contact.created_at
+        if started is not None:
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=at.tzinfo)
+            contact.first_response_seconds = max(0, int((at - started).total_seconds()))
+        if contact.status in (ContactStatus.NEW, ContactStatus.ASSIGNED):
+            contact.status = ContactStatus.IN_PROGRESS
     # The roulette's leads this owner accepted are attended now too: their
-    # first response is measured from intake (the dashboard's figure).
+    # first response is measured from intake (the dashboard's figure). Even
+    # on a contact attended long ago: the owner may have accepted a new
+    # lead of a returning customer, which waits for its own first response.
     for lead in db.session.scalars(
         select(Lead).where(
             Lead.contact_id == contact.id,

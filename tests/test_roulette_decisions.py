@@ -1,0 +1,579 @@
+"""What an agent's answer does: accept, decline, the clock running out, being
+taken offline, a person assigning the contact by hand, and attending the lead.
+
+Deadlines are moved into the past in the database (no clock mocking); races
+run in real threads, each with its own app context and database session.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from portal.contacts.service import add_history, assign, update_contact
+from portal.errors import Conflict, NotFound
+from portal.extensions import db
+from portal.models import (
+    AgentState,
+    AssignmentLog,
+    Contact,
+    HistoryEntry,
+    Lead,
+    Offer,
+    OfferState,
+    User,
+)
+from portal.models.base import utcnow
+from portal.realtime import presence
+from portal.roulette import service
+from portal.users.service import suspend_user
+from tests.factories import (
+    enable_roulette,
+    go_online,
+    make_contact,
+    make_lead,
+    make_user,
+)
+
+
+def agent(*departments: str, online: bool = True, **flags) -> User:
+    user = make_user("attendant", departments=list(departments or ["sales"]), **flags)
+    if online:
+        go_online(user)
+    return user
+
+
+def offered(lead: Lead) -> Offer:
+    """Route the lead and return its pending offer."""
+    service.route_lead(lead.id)
+    offer = pending_for(lead)
+    assert offer is not None, "the lead was not offered"
+    return offer
+
+
+def pending_for(lead: Lead) -> Offer | None:
+    return db.session.scalar(
+        select(Offer).where(Offer.lead_id == lead.id, Offer.state == "pending")
+    )
+
+
+def fresh(model):
+    return db.session.get(type(model), model.id, populate_existing=True)
+
+
+def overdue(offer: Offer, seconds: float = 1) -> None:
+    """The offer's deadline passed `seconds` ago (and nobody expired it)."""
+    db.session.execute(
+        db.update(Offer)
+        .where(Offer.id == offer.id)
+        .values(expires_at=utcnow() - timedelta(seconds=seconds))
+    )
+    db.session.commit()
+
+
+def offers_of(lead: Lead) -> list[tuple[int, str]]:
+    return [
+        (o.agent_id, o.state)
+        for o in db.session.scalars(
+            select(Offer).where(Offer.lead_id == lead.id).order_by(Offer.id)
+        )
+    ]
+
+
+def two_agents() -> tuple[User, User]:
+    first, second = agent(), agent()
+    # Turn order by switch-on time: first, then second.
+    for user, seconds in ((first, 20), (second, 10)):
+        state = db.session.get(AgentState, user.id)
+        state.available_changed_at = utcnow() - timedelta(seconds=seconds)
+    db.session.commit()
+    return first, second
+
+
+# --------------------------------------------------------------------- accept
+
+
+def test_accept_makes_the_agent_the_owner_with_log_timeline_and_speed(ctx):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    db.session.execute(
+        db.update(Lead)
+        .where(Lead.id == lead.id)
+        .values(created_at=utcnow() - timedelta(seconds=42))
+    )
+    db.session.commit()
+    offer = offered(lead)
+    assert offer.agent_id == first.id
+    assert {c["id"]: c["reason"] for c in offer.candidates} == {
+        first.id: "chosen",
+        second.id: "later",
+    }
+
+    result = service.accept(first, offer.id)
+
+    assert result.state == OfferState.ACCEPTED and result.decided_at is not None
+    lead = fresh(lead)
+    assert lead.state == "assigned"
+    assert lead.accepted_by_id == first.id
+    assert 42 <= lead.speed_to_lead_seconds < 60
+    contact = db.session.get(Contact, lead.contact_id)
+    assert contact.owner_id == first.id
+    assert contact.status == "assigned"
+    log = db.session.scalar(
+        select(AssignmentLog).where(AssignmentLog.contact_id == contact.id)
+    )
+    assert (log.to_user_id, log.by_user_id, log.how) == (first.id, first.id, "roulette")
+    entry = db.session.scalar(
+        select(HistoryEntry).where(
+            HistoryEntry.contact_id == contact.id, HistoryEntry.kind == "assignment"
+        )
+    )
+    assert entry.data["how"] == "roulette" and entry.data["to"] == first.name
+    # Nobody else is asked about an accepted lead.
+    assert service.pending_offer(second.id) is None
+
+
+def test_accept_by_the_owner_keeps_the_contact_and_logs_no_change(ctx):
+    enable_roulette()
+    owner = agent()
+    contact = make_contact(owner=owner, department="sales")
+    offer = offered(make_lead(contact, department="sales"))
+    assert offer.reason == "owner"
+
+    service.accept(owner, offer.id)
+
+    assert fresh(contact).owner_id == owner.id
+    assert (
+        db.session.scalar(
+            select(func.count(AssignmentLog.id)).where(AssignmentLog.how == "roulette")
+        )
+        == 0
+    )
+
+
+def test_accept_of_another_owner_s_contact_logs_the_change_from_them(ctx):
+    enable_roulette()
+    away = agent(online=False)  # the owner is offline
+    taker = agent()
+    contact = make_contact(owner=away, department="sales")
+    offer = offered(make_lead(contact, department="sales"))
+
+    service.accept(taker, offer.id)
+
+    assert fresh(contact).owner_id == taker.id
+    log = db.session.scalar(
+        select(AssignmentLog).where(AssignmentLog.how == "roulette")
+    )
+    assert (log.from_user_id, log.to_user_id) == (away.id, taker.id)
+
+
+# -------------------------------------------------------------------- decline
+
+
+def test_decline_passes_the_lead_to_the_next_agent(ctx):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+
+    result = service.decline(first, offer.id)
+
+    assert result.state == OfferState.DECLINED and result.decided_at is not None
+    assert service.pending_offer(second.id).lead_id == lead.id
+    assert fresh(lead).state == "offered"
+    assert offers_of(lead) == [(first.id, "declined"), (second.id, "pending")]
+
+
+# ------------------------------------------------------------------ conflicts
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        ("accept", "accept", "You already accepted this lead."),
+        ("accept", "decline", "You already accepted this lead."),
+        ("decline", "accept", "You already declined this lead."),
+        ("decline", "decline", "You already declined this lead."),
+    ],
+)
+def test_a_second_decision_is_a_conflict_that_says_why(ctx, first, then, message):
+    enable_roulette()
+    solo = agent()
+    offer = offered(make_lead(department="sales"))
+    getattr(service, first)(solo, offer.id)
+
+    with pytest.raises(Conflict) as refused:
+        getattr(service, then)(solo, offer.id)
+
+    assert str(refused.value) == message
+    assert fresh(offer).state == {"accept": "accepted", "decline": "declined"}[first]
+
+
+@pytest.mark.parametrize("decision", ["accept", "decline"])
+def test_someone_else_s_offer_does_not_exist_for_them(ctx, decision):
+    enable_roulette()
+    first, second = two_agents()
+    offer = offered(make_lead(department="sales"))
+
+    with pytest.raises(NotFound):
+        getattr(service, decision)(second, offer.id)
+    for bogus in (offer.id + 1000, "abc", None):
+        with pytest.raises(NotFound):
+            getattr(service, decision)(first, bogus)
+
+    assert fresh(offer).state == OfferState.PENDING
+
+
+@pytest.mark.parametrize("decision", ["accept", "decline"])
+def test_a_decision_after_the_deadline_is_refused_and_the_lead_moves_on(ctx, decision):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    overdue(offer)
+
+    with pytest.raises(Conflict, match="Too late"):
+        getattr(service, decision)(first, offer.id)
+
+    assert fresh(offer).state == OfferState.EXPIRED
+    assert service.pending_offer(second.id).lead_id == lead.id
+    assert db.session.get(Contact, lead.contact_id).owner_id is None
+
+
+def test_a_withdrawn_offer_says_so(ctx):
+    enable_roulette()
+    solo = agent()
+    offer = offered(make_lead(department="sales"))
+    service.set_available(solo, False)
+
+    with pytest.raises(Conflict, match="withdrawn"):
+        service.accept(solo, offer.id)
+    assert fresh(offer).state == OfferState.CANCELLED
+
+
+# --------------------------------------------------------------------- expiry
+
+
+def test_expiry_waits_for_the_deadline_and_hands_off_once(ctx):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+
+    assert service.expire_offer(offer.id) is False  # not due yet
+    assert fresh(offer).state == OfferState.PENDING
+
+    overdue(offer)
+    assert service.expire_offer(offer.id) is True
+    assert service.expire_offer(offer.id) is False
+
+    assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
+    assert fresh(offer).decided_at is not None
+
+
+def test_expiry_with_an_explicit_now_past_the_deadline(ctx):
+    enable_roulette()
+    first, second = two_agents()
+    offer = offered(make_lead(department="sales"))
+    deadline = fresh(offer).expires_at
+
+    assert service.expire_offer(offer.id, now=deadline - timedelta(seconds=1)) is False
+    assert service.expire_offer(offer.id, now=deadline + timedelta(seconds=1)) is True
+    assert service.pending_offer(second.id) is not None
+
+
+def _race(app: Flask, offer_id: int, agent_id: int) -> tuple[str, bool]:
+    """Accept and expire the offer from two threads at once."""
+    barrier = threading.Barrier(2)
+    outcome: dict[str, object] = {}
+
+    def accept() -> None:
+        with app.app_context():
+            try:
+                user = db.session.get(User, agent_id)
+                barrier.wait(timeout=10)
+                service.accept(user, offer_id)
+                outcome["accept"] = "accepted"
+            except Conflict:
+                outcome["accept"] = "refused"
+            except BaseException as exc:
+                outcome["accept"] = exc
+            finally:
+                db.session.remove()
+
+    def expire() -> None:
+        with app.app_context():
+            try:
+                deadline = db.session.get(Offer, offer_id).expires_at
+                db.session.rollback()
+                barrier.wait(timeout=10)
+                # The job runs exactly at the deadline.
+                outcome["expire"] = service.expire_offer(offer_id, now=deadline)
+            except BaseException as exc:
+                outcome["expire"] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=accept), threading.Thread(target=expire)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcome["accept"], outcome["expire"]
+
+
+def test_accept_racing_expiry_at_the_deadline_has_exactly_one_outcome(app):
+    outcomes = []
+    for _attempt in range(25):
+        with app.app_context():
+            enable_roulette()
+            solo = agent()
+            lead = make_lead(department="sales")
+            offer = offered(lead)
+            # The deadline is now: both the accept (just before it) and the
+            # expiry (exactly at it) qualify; only one may apply.
+            db.session.execute(
+                db.update(Offer)
+                .where(Offer.id == offer.id)
+                .values(expires_at=utcnow() + timedelta(milliseconds=30))
+            )
+            db.session.commit()
+            ids = (offer.id, solo.id, lead.id, lead.contact_id)
+            db.session.remove()
+
+        accepted, expired = _race(app, ids[0], ids[1])
+
+        with app.app_context():
+            assert accepted in ("accepted", "refused"), accepted
+            assert expired in (True, False), expired
+            assert (accepted == "accepted") != (expired is True)
+            state = db.session.get(Offer, ids[0]).state
+            lead = db.session.get(Lead, ids[2])
+            owner = db.session.get(Contact, ids[3]).owner_id
+            if accepted == "accepted":
+                assert state == OfferState.ACCEPTED
+                assert (lead.state, owner) == ("assigned", ids[1])
+            else:
+                assert state == OfferState.EXPIRED
+                assert lead.state != "assigned" and owner is None
+            outcomes.append(state)
+            # Out of the way of the next attempt.
+            db.session.execute(db.update(AgentState).values(available=False))
+            db.session.execute(
+                db.update(Offer)
+                .where(Offer.state == "pending")
+                .values(state=OfferState.CANCELLED)
+            )
+            db.session.commit()
+            db.session.remove()
+    assert len(outcomes) == 25
+
+
+def test_three_expiries_in_a_row_switch_the_agent_off(ctx):
+    enable_roulette(rounds=1)
+    absent = agent()
+    for n in range(service.AUTO_PAUSE_AFTER):
+        offer = offered(make_lead(department="sales"))
+        assert offer.agent_id == absent.id
+        overdue(offer)
+        assert service.expire_offer(offer.id)
+        still_on = db.session.get(AgentState, absent.id, populate_existing=True)
+        assert still_on.available is (n < service.AUTO_PAUSE_AFTER - 1)
+
+    assert not service.is_online(absent)
+    # Paused, not gone: the connection stays, the switch is off.
+    assert presence.is_live(absent.account_id, absent.id)
+    lead = make_lead(department="sales")
+    assert service.route_lead(lead.id) is None
+    assert fresh(lead).routing[0]["reason"] == "paused"
+
+
+def test_an_answer_between_expiries_resets_the_count(ctx):
+    enable_roulette(rounds=1)
+    absent = agent()
+    for n in range(service.AUTO_PAUSE_AFTER + 1):
+        offer = offered(make_lead(department="sales"))
+        if n == 1:
+            service.decline(absent, offer.id)
+            continue
+        overdue(offer)
+        service.expire_offer(offer.id)
+
+    assert db.session.get(AgentState, absent.id, populate_existing=True).available
+
+
+def test_switching_back_on_after_a_pause_starts_a_new_count(ctx):
+    enable_roulette(rounds=1)
+    absent = agent()
+    for _n in range(service.AUTO_PAUSE_AFTER):
+        offer = offered(make_lead(department="sales"))
+        overdue(offer)
+        service.expire_offer(offer.id)
+    assert not db.session.get(AgentState, absent.id, populate_existing=True).available
+
+    service.set_available(absent, True)
+    offer = offered(make_lead(department="sales"))
+    overdue(offer)
+    service.expire_offer(offer.id)
+
+    # One miss after coming back is not three in a row.
+    assert db.session.get(AgentState, absent.id, populate_existing=True).available
+
+
+# ------------------------------------------------------------ offline, by hand
+
+
+def test_suspending_an_agent_takes_them_offline_and_passes_their_offer(ctx):
+    enable_roulette()
+    admin = make_user("admin")
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    assert offer.agent_id == first.id
+
+    suspend_user(first, acting_user=admin)
+
+    assert fresh(offer).state == OfferState.CANCELLED
+    assert service.pending_offer(second.id).lead_id == lead.id
+    assert not presence.is_live(first.account_id, first.id)
+    assert not db.session.get(AgentState, first.id, populate_existing=True).available
+    # Suspended users are not candidates any more, even with a live mark.
+    presence.touch(first.account_id, first.id)
+    other = make_lead(department="sales")
+    service.route_lead(other.id)
+    assert first.id not in {c["id"] for c in fresh(other).routing or ()}
+
+
+def test_switching_off_withdraws_the_pending_offer_and_passes_it_on(ctx):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+
+    service.set_available(first, False)
+
+    assert fresh(offer).state == OfferState.CANCELLED
+    assert service.pending_offer(second.id).lead_id == lead.id
+
+
+def test_assigning_the_contact_by_hand_withdraws_the_offer(ctx):
+    enable_roulette()
+    admin = make_user("admin")
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    waiting = make_lead(department="sales")
+    assert service.route_lead(waiting.id).agent_id == second.id
+
+    assign(admin, lead.contact_id, second.id)
+
+    assert fresh(offer).state == OfferState.CANCELLED
+    lead = fresh(lead)
+    assert (lead.state, lead.accepted_by_id) == ("assigned", second.id)
+    assert lead.speed_to_lead_seconds is None  # not the roulette's doing
+    # The agent whose offer was withdrawn is free for the next waiting lead.
+    third = make_lead(department="sales")
+    assert service.route_lead(third.id).agent_id == first.id
+
+
+def test_claiming_a_contact_whose_lead_waits_takes_it_out_of_the_queue(ctx):
+    enable_roulette()
+    claimer = make_user("attendant", departments=["sales"])
+    lead = make_lead(department="sales")
+    assert service.route_lead(lead.id) is None  # nobody online
+
+    assign(claimer, lead.contact_id)
+
+    assert fresh(lead).state == "assigned"
+    go_online(claimer)
+    assert service.pending_offer(claimer.id) is None
+
+
+def test_reassigning_an_owned_contact_withdraws_the_offer_of_its_new_lead(ctx):
+    enable_roulette()
+    manager = make_user("admin")
+    away = agent(online=False)
+    taker = agent()
+    contact = make_contact(owner=away, department="sales")
+    lead = make_lead(contact, department="sales")
+    offer = offered(lead)  # the owner is offline: the turn goes to `taker`
+    assert offer.agent_id == taker.id
+
+    assign(manager, contact.id, manager.id)
+
+    assert fresh(offer).state == OfferState.CANCELLED
+    with pytest.raises(Conflict):
+        service.accept(taker, offer.id)
+    assert fresh(contact).owner_id == manager.id
+    assert fresh(lead).state == "assigned"
+
+
+# ----------------------------------------------------------------- attending
+
+
+def test_the_accepting_agent_s_first_note_marks_the_lead_attended(ctx):
+    enable_roulette()
+    admin = make_user("admin")
+    solo = agent()
+    lead = make_lead(department="sales")
+    db.session.execute(
+        db.update(Lead)
+        .where(Lead.id == lead.id)
+        .values(created_at=utcnow() - timedelta(seconds=90))
+    )
+    db.session.commit()
+    service.accept(solo, offered(lead).id)
+
+    add_history(admin, lead.contact_id, "note", "Someone else writes first")
+    assert fresh(lead).attended_at is None
+
+    add_history(solo, lead.contact_id, "call", "Called the customer")
+    lead = fresh(lead)
+    assert lead.attended_at is not None
+    assert 90 <= lead.first_response_seconds < 120
+    first = lead.attended_at
+
+    add_history(solo, lead.contact_id, "note", "And again")
+    assert fresh(lead).attended_at == first
+
+
+def test_an_edit_by_the_accepting_agent_marks_the_lead_attended(ctx):
+    from portal.contacts.service import ContactInput
+
+    enable_roulette()
+    solo = agent()
+    lead = make_lead(department="sales")
+    service.accept(solo, offered(lead).id)
+    contact = db.session.get(Contact, lead.contact_id)
+
+    update_contact(
+        solo,
+        contact.id,
+        ContactInput(name="Renamed", email=contact.email, department_id=None),
+    )
+
+    assert fresh(lead).attended_at is not None
+    assert fresh(lead).first_response_seconds is not None
+
+
+def test_an_owner_accepting_a_new_lead_of_an_attended_contact_attends_it_again(
+    ctx,
+):
+    enable_roulette()
+    owner = agent()
+    contact = make_contact(owner=owner, department="sales")
+    add_history(owner, contact.id, "note", "Worked on it last week")
+    assert fresh(contact).attended_at is not None
+
+    lead = make_lead(contact, department="sales")
+    service.accept(owner, offered(lead).id)
+    add_history(owner, contact.id, "note", "Answered the new inquiry")
+
+    lead = fresh(lead)
+    assert lead.attended_at is not None
+    assert lead.first_response_seconds is not None
