@@ -28,7 +28,6 @@ from portal.models import (
     UserStatus,
 )
 from portal.models.org import department_member
-from portal.roulette import hours as working_hours
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
@@ -317,6 +316,7 @@ def list_departments(
     account: Account, query: str = "", ids: list[int] | None = None
 ) -> list[DepartmentSummary]:
     """Departments with how many users belong to each, in two queries."""
+    working_hours = _working_hours()
     departments = _rows(Department, account, query, ids)
     counts = _department_user_counts([d.id for d in departments])
     now = datetime.now(UTC)
@@ -512,10 +512,24 @@ def set_store_flow(account: Account, unit_id: int, enabled: bool) -> Unit:
 # --- Working hours of a department ------------------------------------------
 
 
+def _working_hours():
+    """portal.roulette.hours, imported on first use: importing the roulette
+    package at load time would import this module back through the
+    roulette's routing service (a cycle)."""
+    from portal.roulette import hours
+
+    return hours
+
+
+def weekdays() -> tuple[str, ...]:
+    """The day keys of working hours, Monday first ("mon" ... "sun")."""
+    return _working_hours().DAYS
+
+
 def weekday_names(width: str = "wide") -> list[tuple[str, str]]:
     """(day key, its name in the user's language), Monday first."""
     names = get_day_names(width, locale=get_locale() or "en")
-    return [(day, names[index]) for index, day in enumerate(working_hours.DAYS)]
+    return [(day, names[index]) for index, day in enumerate(weekdays())]
 
 
 def time_zones() -> list[str]:
@@ -530,24 +544,25 @@ def hours_summary(hours: dict | None, timezone: str) -> str:
     if not hours:
         return _("Always open")
     names = dict(weekday_names("abbreviated"))
+    days = weekdays()
     runs: list[list] = []  # [first day, last day, span]
-    for index, day in enumerate(working_hours.DAYS):
+    for index, day in enumerate(days):
         span = hours.get(day)
         if not span:
             continue
         last = runs[-1] if runs else None
-        if last and working_hours.DAYS.index(last[1]) == index - 1 and last[2] == span:
+        if last and days.index(last[1]) == index - 1 and last[2] == span:
             last[1] = day
         else:
             runs.append([day, day, span])
     parts = []
     for first, last, (start, end) in runs:
-        days = names[first] if first == last else f"{names[first]}–{names[last]}"
+        named = names[first] if first == last else f"{names[first]}–{names[last]}"
         if end < start:
             span_text = _("%(start)s–%(end)s next day", start=start, end=end)
         else:
             span_text = f"{start}–{end}"
-        parts.append(f"{days} {span_text}")
+        parts.append(f"{named} {span_text}")
     return _("%(days)s, %(timezone)s", days="; ".join(parts), timezone=timezone)
 
 
@@ -556,7 +571,7 @@ def hours_form_values(department: Department) -> dict[str, str]:
     and `hours_<day>_end` (blank for a closed day)."""
     values = {"timezone": department.timezone or "UTC"}
     stored = department.working_hours or {}
-    for day in working_hours.DAYS:
+    for day in weekdays():
         start, end = stored.get(day) or ("", "")
         values[f"hours_{day}_start"] = start
         values[f"hours_{day}_end"] = end
@@ -578,7 +593,7 @@ def set_department_hours(
     """
     department = get_department(account, department_id)
     # A blank zone is UTC (the model's default), spaces included.
-    hours, zone = working_hours.clean_hours(spans, (timezone or "").strip())
+    hours, zone = _working_hours().clean_hours(spans, (timezone or "").strip())
     department.working_hours = hours
     department.timezone = zone
     db.session.commit()

@@ -21,7 +21,6 @@ from portal.errors_http import error_response
 from portal.models import Account
 from portal.org import service
 from portal.rendering import render
-from portal.roulette import hours as working_hours
 from portal.settings.service import current_account
 
 bp = Blueprint("org", __name__)
@@ -417,7 +416,7 @@ def department_hours_update(department_id: int):
     }
     spans = {
         day: (values[f"hours_{day}_start"], values[f"hours_{day}_end"])
-        for day in working_hours.DAYS
+        for day in service.weekdays()
     }
     try:
         department = service.set_department_hours(
@@ -443,7 +442,7 @@ def department_hours_update(department_id: int):
 
 def _hours_fields() -> list[str]:
     return [
-        f"hours_{day}_{end}" for day in working_hours.DAYS for end in ("start", "end")
+        f"hours_{day}_{end}" for day in service.weekdays() for end in ("start", "end")
     ]
 
 
