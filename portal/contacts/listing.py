@@ -41,6 +41,7 @@ from portal.models import (
     Contact,
     ContactStatus,
     Department,
+    Lead,
     Origin,
     Team,
     TeamMember,
@@ -74,9 +75,16 @@ FILTER_KEYS = (
     "active_from",
     "active_to",
     "open_too_long",
+    "lead",
     "sort",
 )
 QUICK_VIEWS = ("all", "mine", "unassigned", "open_too_long")
+# Quick views only for those who hand contacts out (contacts.assign).
+ASSIGNER_QUICK_VIEWS = ("waiting",)
+# `lead=` values: "waiting" = a lead of the contact waits in the roulette's
+# queue (state "queued"). Honoured only for contacts.assign.
+LEAD_FILTERS = ("waiting",)
+QUEUE_PERMISSION = "contacts.assign"
 
 
 class BadCursor(ServiceError):
@@ -113,6 +121,7 @@ class ContactFilters:
     active_to: date | None = None
     open_too_long: bool = False
     open_too_long_hours: int = 48
+    lead: str = ""  # "" or "waiting"
     sort: str = "newest"
     cursor: Cursor | None = None
     limit: int = DEFAULT_LIMIT
@@ -133,6 +142,7 @@ class ContactFilters:
             "active_from": _iso(self.active_from),
             "active_to": _iso(self.active_to),
             "open_too_long": "1" if self.open_too_long else "",
+            "lead": self.lead,
             "sort": "" if self.sort == "newest" else self.sort,
         }
         return {key: values[key] for key in FILTER_KEYS if values[key]}
@@ -155,11 +165,15 @@ def _iso(value: date | None) -> str:
 # --- Parsing the query string -------------------------------------------------
 
 
-def parse_filters(account: Account, args: Mapping[str, str]) -> ContactFilters:
+def parse_filters(
+    account: Account, args: Mapping[str, str], viewer: User | None = None
+) -> ContactFilters:
     """Read and validate the list's query string.
 
-    Raises ValidationError naming each bad field (its message is shown next
-    to that filter), then BadCursor for a cursor this list did not issue.
+    With a `viewer` who may not assign contacts, `lead` is ignored (the
+    queue is a managers' view). Raises ValidationError naming each bad field
+    (its message is shown next to that filter), then BadCursor for a cursor
+    this list did not issue.
     """
     errors: dict[str, str] = {}
     pick = _("Pick from the list.")
@@ -229,6 +243,12 @@ def parse_filters(account: Account, args: Mapping[str, str]) -> ContactFilters:
     if flag not in ("", "0", "1", "on"):
         errors["open_too_long"] = pick
     values["open_too_long"] = flag in ("1", "on")
+
+    if viewer is None or viewer.can(QUEUE_PERMISSION):
+        lead = text("lead")
+        if lead and lead not in LEAD_FILTERS:
+            errors["lead"] = pick
+        values["lead"] = lead
 
     sort = text("sort") or "newest"
     if sort not in SORTS:
@@ -462,13 +482,51 @@ def open_too_long_clause(
     )
 
 
-def _selective_groups(filters: ContactFilters, now: datetime) -> list[list]:
+def queue_waiting(user: User) -> bool:
+    """Whether `user` may list the contacts waiting in the roulette's queue."""
+    return user.can(QUEUE_PERMISSION)
+
+
+def waiting_clause(account_id: int) -> ColumnElement[bool]:
+    """Contacts with a lead waiting in the roulette's queue.
+
+    The queued leads come from ix_lead_state (account, state, id), a short
+    range however many leads the account has ever had; the database then
+    joins them to contacts by primary key.
+    """
+    queued = select(Lead.contact_id).where(
+        Lead.account_id == account_id, Lead.state == "queued"
+    )
+    return Contact.id.in_(queued)
+
+
+def waiting_since(account_id: int, contact_ids: list[int]) -> dict[int, datetime]:
+    """When the oldest queued lead of each contact arrived (contacts without
+    one are left out); one query on the lead's contact_id index."""
+    if not contact_ids:
+        return {}
+    rows = db.session.execute(
+        select(Lead.contact_id, func.min(Lead.created_at))
+        .where(
+            Lead.account_id == account_id,
+            Lead.contact_id.in_(contact_ids),
+            Lead.state == "queued",
+        )
+        .group_by(Lead.contact_id)
+    )
+    return {contact_id: _as_utc(since) for contact_id, since in rows}
+
+
+def _selective_groups(user: User, filters: ContactFilters, now: datetime) -> list[list]:
     """The filters an index of their own can answer, each as OR-alternatives.
 
     Each is probed alone (see _narrowest); a narrow one turns the page into
     a lookup of at most PROBE_CAP ids.
     """
     groups = []
+    if filters.lead == "waiting" and queue_waiting(user):
+        # A queue is short: usually the narrowest filter of all.
+        groups.append([waiting_clause(user.account_id)])
     terms = search_terms(filters.q)
     if terms:
         groups.append([prefix_clause(getattr(Contact, name), p) for name, p in terms])
@@ -560,6 +618,8 @@ def narrowing_clauses(
         clauses.append(Contact.department_id == filters.department_id)
     if filters.campaign_id:
         clauses.append(Contact.campaign_id == filters.campaign_id)
+    if filters.lead == "waiting" and queue_waiting(user):
+        clauses.append(waiting_clause(user.account_id))
     if filters.team_id:
         members = select(TeamMember.user_id).where(
             TeamMember.team_id == filters.team_id
@@ -668,7 +728,7 @@ def page_plan(
     """
     now = datetime.now(UTC)
     after, order = _keyset(filters, cursor)
-    groups = _selective_groups(filters, now)
+    groups = _selective_groups(user, filters, now)
     # SQLite looks the candidate ids up by rowid; PostgreSQL's planner finds
     # the same rows through the filter's own index once told not to walk,
     # and would check a long id list row by row.
@@ -805,9 +865,18 @@ def capped_count(user: User, filters: ContactFilters, cap: int | None = None) ->
     return Count(value=min(found, cap), capped=found > cap)
 
 
+def quick_views_for(user: User) -> tuple[str, ...]:
+    """The quick views `user` gets (the queue only for those who assign)."""
+    if queue_waiting(user):
+        return QUICK_VIEWS + ASSIGNER_QUICK_VIEWS
+    return QUICK_VIEWS
+
+
 def quick_view_filters(hours: int, view: str) -> ContactFilters:
     """The preset filters behind a quick view link."""
     base = ContactFilters(open_too_long_hours=hours)
+    if view == "waiting":
+        return replace(base, lead="waiting")
     if view == "mine":
         return replace(base, owner="me")
     if view == "unassigned":
@@ -822,14 +891,14 @@ def quick_counts(user: User, account: Account) -> dict[str, Count]:
     hours = account.open_too_long_hours
     return {
         view: capped_count(user, quick_view_filters(hours, view))
-        for view in QUICK_VIEWS
+        for view in quick_views_for(user)
     }
 
 
 def quick_view_of(filters: ContactFilters) -> str | None:
     """Which quick view these filters are exactly, if any."""
     plain = replace(filters, cursor=None, limit=DEFAULT_LIMIT)
-    for view in QUICK_VIEWS:
+    for view in QUICK_VIEWS + ASSIGNER_QUICK_VIEWS:
         if quick_view_filters(filters.open_too_long_hours, view) == plain:
             return view
     return None

@@ -11,7 +11,7 @@ scope.visible_clause through portal.contacts.listing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from babel import Locale
@@ -31,7 +31,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale, get_timezone, ngettext
+from flask_babel import format_timedelta, get_locale, get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -77,6 +77,7 @@ QUICK_VIEW_LABELS = {
     "mine": _l("Mine"),
     "unassigned": _l("Unassigned"),
     "open_too_long": _l("Open too long"),
+    "waiting": _l("Waiting in the queue"),
 }
 
 
@@ -190,6 +191,8 @@ def _choices(account: Account, viewer: User) -> dict:
         "units": rows(Unit) if may_assign else [],
     }
     shown = set(ERROR_FIELDS) - {"department", "campaign", "team", "unit", "limit"}
+    if not may_assign:
+        shown.discard("lead")  # the queue filter is offered to assigners only
     shown |= {
         name
         for name in ("department", "campaign", "team", "unit")
@@ -199,7 +202,7 @@ def _choices(account: Account, viewer: User) -> dict:
     return choices
 
 
-def _quick_links(account: Account) -> list[dict]:
+def _quick_links(account: Account, viewer: User) -> list[dict]:
     hours = account.open_too_long_hours
     return [
         {
@@ -207,8 +210,37 @@ def _quick_links(account: Account) -> list[dict]:
             "label": QUICK_VIEW_LABELS[view],
             "url": list_url(listing.quick_view_filters(hours, view).query_args()),
         }
-        for view in listing.QUICK_VIEWS
+        for view in listing.quick_views_for(viewer)
     ]
+
+
+def _waits(
+    viewer: User,
+    filters: listing.ContactFilters | None,
+    page: listing.ContactPage | None,
+) -> dict[int, dict[str, str]]:
+    """How long each listed contact's lead has waited in the queue, when
+    the list is the queue: {contact id: {"iso": ..., "text": ...}}."""
+    if filters is None or page is None or filters.lead != "waiting":
+        return {}
+    if not listing.queue_waiting(viewer):
+        return {}
+    since = listing.waiting_since(viewer.account_id, [c.id for c in page.contacts])
+    now = datetime.now(UTC)
+    return {
+        contact_id: {
+            "iso": _iso(moment),
+            "text": _(
+                "waiting %(duration)s",
+                duration=format_timedelta(
+                    max(now - moment, timedelta(0)),
+                    threshold=1.5,
+                    add_direction=False,
+                ),
+            ),
+        }
+        for contact_id, moment in since.items()
+    }
 
 
 def _list_context(
@@ -242,6 +274,7 @@ def _list_context(
         "bulk": viewer.can("contacts.assign"),
         "error_fields": ERROR_FIELDS,
         "open_too_long_hours": account.open_too_long_hours,
+        "waits": _waits(viewer, filters, page),
     }
 
 
@@ -283,7 +316,7 @@ def _list_response(
             values=_raw_values(request.args),
             choices=choices,
             unshown_fields=choices["unshown_fields"],
-            quick_links=_quick_links(account),
+            quick_links=_quick_links(account, viewer),
             quick_view=quick_view,
             saved=saved_filters.list_saved(viewer),
             save_errors={},
@@ -302,7 +335,7 @@ def index():
     account = current_account()
     viewer = _viewer()
     try:
-        filters = listing.parse_filters(account, request.args)
+        filters = listing.parse_filters(account, request.args, viewer)
     except ValidationError as exc:
         return _list_response(account, viewer, errors=exc.fields)
     except listing.BadCursor as exc:
@@ -317,13 +350,14 @@ def counts():
     """The quick views with their capped counts, loaded after the page so
     counting never delays the list."""
     account = current_account()
+    viewer = _viewer()
     current = request.args.get("current", "")
     return render(
         INDEX,
         "quick_views",
-        quick_links=_quick_links(account),
-        quick_view=current if current in listing.QUICK_VIEWS else None,
-        counts=listing.quick_counts(_viewer(), account),
+        quick_links=_quick_links(account, viewer),
+        quick_view=current if current in listing.quick_views_for(viewer) else None,
+        counts=listing.quick_counts(viewer, account),
     )
 
 
@@ -521,7 +555,7 @@ def export_csv():
     args = request.args.copy()
     args.pop("cursor", None)  # an export is the whole list, from its start
     try:
-        filters = listing.parse_filters(current_account(), args)
+        filters = listing.parse_filters(current_account(), args, _viewer())
     except ValidationError as exc:
         return error_response(
             422,
