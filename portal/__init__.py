@@ -49,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from portal import errors_http, imports, org, roles, security, settings, users
     from portal.api import bp as api_bp
+    from portal.apikeys import bp as apikeys_bp
     from portal.auth import bp as auth_bp
     from portal.cli import register_commands
     from portal.contacts import profile as contact_profile
@@ -66,6 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(realtime_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
+    app.register_blueprint(apikeys_bp, url_prefix="/admin")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-key API: no cookies, so no CSRF to forge
 

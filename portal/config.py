@@ -71,6 +71,8 @@ def build_config(overrides: dict | None = None) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": True,
         "LOGIN_FAILURE_LIMIT": "5 per minute",
+        # Requests per API key, across all API endpoints (Flask-Limiter syntax).
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "1200 per minute"),
         # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory).
         "PASSWORD_HASH_TIME_COST": int(os.environ.get("PASSWORD_HASH_TIME_COST", "3")),
         "PASSWORD_HASH_MEMORY_KIB": int(

@@ -32,6 +32,7 @@ ADMIN_ITEMS = (
     NavItem("org.departments", _l("Departments"), ("departments.manage",)),
     NavItem("roles.index", _l("Roles"), ("roles.manage",)),
     NavItem("settings.index", _l("Settings"), ("settings.manage",)),
+    NavItem("apikeys.index", _l("API keys"), ("api_keys.manage",)),
 )
 
 

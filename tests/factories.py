@@ -176,3 +176,14 @@ def enable_roulette(timeout: int = 60, rounds: int = 2, **extra: str) -> None:
             **extra,
         },
     )
+
+
+def make_api_key(
+    *scopes: str, name: str = "Website form", created_by: User | None = None
+) -> str:
+    """A live API key of the account (all scopes unless named); returns the
+    secret to send as `Authorization: Bearer <secret>`."""
+    from portal.apikeys import service as api_keys
+
+    chosen = scopes or tuple(api_keys.SCOPES)
+    return api_keys.create_key(current_account(), name, chosen, created_by).secret

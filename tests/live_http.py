@@ -193,3 +193,34 @@ def start_server(
         server.stop()
         raise
     return server
+
+
+# --- the JSON API ---------------------------------------------------------------
+
+
+def api_request(
+    base_url: str,
+    method: str,
+    path: str,
+    key: str,
+    body: object = None,
+) -> tuple[int, dict]:
+    """One JSON API call with a bearer key on its own connection:
+    (status, decoded JSON answer)."""
+    import json
+
+    parts = urllib.parse.urlsplit(base_url)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=HTTP_TIMEOUT
+    )
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()

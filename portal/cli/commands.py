@@ -164,6 +164,80 @@ def settings_set(key: str, value: str) -> None:
     click.echo(f"{key} = {_format_setting(current)}")
 
 
+api_key_group = AppGroup("api-key", help="Create, list or revoke API keys.")
+
+
+@api_key_group.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="leads:write, leads:read or contacts:read (repeatable; default: all).",
+)
+def api_key_create(name: str, scopes: tuple[str, ...]) -> None:
+    """Create a key and print it; it is shown only this once."""
+    from portal.apikeys import service as api_keys
+
+    account = settings_service.current_account()
+    try:
+        new = api_keys.create_key(account, name, scopes or tuple(api_keys.SCOPES))
+    except ValidationError as exc:
+        db.session.rollback()
+        fail(exc.fields, {"name": "NAME", "scopes": "--scope"})
+    click.echo(new.secret)
+    click.echo(
+        _(
+            "Key %(id)d (%(name)s, %(scopes)s) created. Store it now: it is "
+            "not shown again.",
+            id=new.key.id,
+            name=new.key.name,
+            scopes=new.key.scopes,
+        ),
+        err=True,
+    )
+
+
+@api_key_group.command("list")
+def api_key_list() -> None:
+    """Print every key: id, name, prefix, scopes, created, last used, revoked."""
+    from portal.apikeys import service as api_keys
+
+    def moment(value) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    for key in api_keys.list_keys(settings_service.current_account()):
+        click.echo(
+            "\t".join(
+                [
+                    str(key.id),
+                    key.name,
+                    key.prefix + "…",
+                    key.scopes,
+                    moment(key.created_at),
+                    moment(key.last_used_at),
+                    _("revoked %(at)s", at=moment(key.revoked_at))
+                    if key.revoked_at
+                    else _("active"),
+                ]
+            )
+        )
+
+
+@api_key_group.command("revoke")
+@click.argument("key_id", type=int)
+def api_key_revoke(key_id: int) -> None:
+    """Revoke a key by id; requests with it answer 401 at once."""
+    from portal.apikeys import service as api_keys
+    from portal.errors import NotFound
+
+    try:
+        key = api_keys.revoke_key(settings_service.current_account(), key_id)
+    except NotFound:
+        fail({"ID": _("No API key has this id.")})
+    click.echo(_("Key %(id)d (%(name)s) revoked.", id=key.id, name=key.name))
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
@@ -196,6 +270,7 @@ ALL: list[click.Command] = [
     translations_group,
     create_user_command,
     settings_group,
+    api_key_group,
     seed_demo_command,
     worker_command,
 ]

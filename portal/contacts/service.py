@@ -759,3 +759,48 @@ def create_checked(
         if matches:
             raise PossibleDuplicate(matches)
     return create_contact(account, creator, data)
+
+
+def clean_email(raw: str) -> str | None:
+    """The email as contacts store and match it (trimmed, lower-cased,
+    validated), or None when blank; raises ValidationError naming "email"."""
+    return _clean_email(raw)
+
+
+def add_unowned_contact(
+    account: Account,
+    *,
+    name: str,
+    phone: normalize.Phone | None,
+    email: str | None,
+    department_id: int | None = None,
+    campaign_id: int | None = None,
+    origin: str = Origin.WEB,
+) -> Contact:
+    """Add a contact that nobody created or owns yet (a lead from the API),
+    from already cleaned values. Flushes, does not commit: the caller's
+    transaction writes it together with what belongs to it, or nothing."""
+    now = utcnow()
+    contact = Contact(
+        account_id=account.id,
+        name=name,
+        name_search=normalize.fold(name),
+        phone=phone.display if phone else None,
+        phone_e164=phone.e164 if phone else None,
+        phone_national=phone.national if phone else None,
+        email=email,
+        email_normalized=email,
+        department_id=department_id,
+        campaign_id=campaign_id,
+        tags=[],
+        custom={},
+        origin=origin,
+        created_by_id=None,
+        owner_id=None,
+        status=ContactStatus.NEW,
+        created_at=now,
+        last_activity_at=now,
+    )
+    db.session.add(contact)
+    db.session.flush()
+    return contact

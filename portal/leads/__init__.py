@@ -1,0 +1,1 @@
+"""Lead intake: leads from the API become contacts' new leads, once."""
