@@ -28,6 +28,7 @@ from flask_login import current_user
 from portal.auth.access import require
 from portal.contacts import forms, service
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
+from portal.contacts.leads import contact_leads
 from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import Contact, HistoryEntry, User
@@ -103,8 +104,8 @@ def _changeable_or_403(contact: Contact) -> None:
         abort(403)
 
 
-def _before_arg() -> int | None:
-    raw = request.args.get("before", "")
+def _before_arg(name: str = "before") -> int | None:
+    raw = request.args.get(name, "")
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
@@ -289,6 +290,25 @@ def update(contact_id: int):
         status_changed=contact.status != status_before,
         **_context(contact),
     )
+
+
+@bp.get("/contacts/<int:contact_id>/leads")
+@require(*VIEW_PERMISSIONS)
+def leads(contact_id: int):
+    """The Leads section (loaded after the page, and again when the owner
+    changes), or its older leads (`leads_before`, apart from the timeline's
+    `before`); without htmx, the whole profile with the section filled in.
+    404 when the viewer may not see the contact, like every other
+    fragment."""
+    before = _before_arg("leads_before")
+    try:
+        page = contact_leads(_viewer(), contact_id, before)
+    except NotFound:
+        abort(404)
+    if not _fragment_wanted():
+        return _page(page.contact, leads=page)
+    block = "lead_items" if before else "leads"
+    return render(PAGE, block, leads=page, **_context(page.contact))
 
 
 # --- Creation ---
