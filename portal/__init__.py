@@ -126,6 +126,7 @@ def _init_templates(app: Flask) -> None:
 
     from portal.auth.access import can
     from portal.navigation import navigation
+    from portal.roulette.views import presence_switch
 
     @app.context_processor
     def portal_context() -> dict:
@@ -133,6 +134,7 @@ def _init_templates(app: Flask) -> None:
         return {
             "can": can,
             "navigation": navigation,
+            "presence_switch": presence_switch,
             "languages": app.config["LANGUAGES"],
             "html_lang": str(locale).replace("_", "-") if locale else "en",
         }

@@ -1,12 +1,24 @@
-"""The agent's side of the roulette: the switch and the offer buttons."""
+"""The agent's side of the roulette: the switch and the offer buttons.
+
+The offer pop-up itself arrives over the websocket (`portal.roulette.push`);
+these endpoints answer its Accept and Decline buttons and the "available"
+switch in the top bar (CONTRACT: Browser endpoints).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal.auth.access import require
-from portal.errors import ValidationError
+from portal.errors import Conflict, NotFound
+from portal.errors_http import error_response
+from portal.extensions import db
+from portal.models import AgentState, Offer
 from portal.rendering import render
 from portal.roulette import push, service
 
@@ -15,38 +27,92 @@ bp = Blueprint("roulette", __name__)
 PUSH = "roulette/_push.html"
 
 
+def _switch(**state: bool) -> str:
+    """The presence switch as a page carries it (with its CSRF field)."""
+    return render(PUSH, "presence", pushed=False, automatic=False, **state)
+
+
+def presence_switch() -> Markup:
+    """For base.html: the signed-in agent's switch, or nothing for users who
+    do not receive leads.
+
+    Reads only: unlike `push.switch_context`, it never creates the agent's
+    state row, so showing a page writes nothing.
+    """
+    if not (current_user.is_authenticated and current_user.can(service.RECEIVE)):
+        return Markup("")
+    state = db.session.get(AgentState, current_user.id)
+    html = _switch(
+        available=bool(state and state.available),
+        online=service.is_online(current_user),
+    )
+    # Rendered by Jinja with autoescaping: safe to embed as it is.
+    return Markup(html)  # noqa: S704
+
+
+def _back() -> str:
+    """Where a plain form post returns: the page it came from on this site."""
+    referrer = request.referrer or ""
+    if referrer and urlsplit(referrer).netloc == request.host:
+        return referrer
+    return url_for("main.home")
+
+
 @bp.post("/presence")
 @require(service.RECEIVE)
 def set_presence():
+    """Switch the agent available (1) or unavailable (0)."""
     raw = request.form.get("available", "")
     if raw not in ("0", "1"):
-        raise ValidationError({"available": "Use 1 or 0."})
+        return error_response(
+            422, _("The field “available” takes 1 (available) or 0 (unavailable).")
+        )
     service.set_available(current_user, raw == "1")
     if not request.htmx:
-        return redirect(request.referrer or url_for("main.home"), 303)
+        return redirect(_back(), 303)
+    return _switch(**push.switch_context(current_user))
+
+
+def _ended(offer: Offer, refusal: str | None = None) -> str:
     return render(
-        PUSH,
-        "presence",
-        pushed=False,
-        automatic=False,
-        **push.switch_context(current_user),
+        PUSH, "offer_state", iso=push.iso, refusal=refusal, **push.offer_context(offer)
     )
+
+
+def _refused(offer_id: int, message: str):
+    """409: the offer as it ended, saying why the answer came too late."""
+    if not request.htmx:
+        return error_response(409, message)
+    offer = db.session.get(Offer, offer_id, populate_existing=True)
+    return _ended(offer, refusal=message), 409
 
 
 @bp.post("/offers/<int:offer_id>/accept")
 @require(service.RECEIVE)
 def accept(offer_id: int):
-    offer = service.accept(current_user, offer_id)
-    html = render(PUSH, "offer_state", iso=push.iso, **push.offer_context(offer))
-    return (
-        html,
-        200,
-        {"HX-Redirect": url_for("contact.show", contact_id=offer.lead.contact_id)},
-    )
+    """Take the lead; htmx is sent on to the contact (HX-Redirect)."""
+    try:
+        offer = service.accept(current_user, offer_id)
+    except NotFound:
+        abort(404)
+    except Conflict as exc:
+        return _refused(offer_id, str(exc))
+    contact_url = url_for("contact.show", contact_id=offer.lead.contact_id)
+    if not request.htmx:
+        return redirect(contact_url, 303)
+    return _ended(offer), 200, {"HX-Redirect": contact_url}
 
 
 @bp.post("/offers/<int:offer_id>/decline")
 @require(service.RECEIVE)
 def decline(offer_id: int):
-    offer = service.decline(current_user, offer_id)
-    return render(PUSH, "offer_state", iso=push.iso, **push.offer_context(offer))
+    """Pass the lead on to the next agent."""
+    try:
+        offer = service.decline(current_user, offer_id)
+    except NotFound:
+        abort(404)
+    except Conflict as exc:
+        return _refused(offer_id, str(exc))
+    if not request.htmx:
+        return redirect(_back(), 303)
+    return _ended(offer)
