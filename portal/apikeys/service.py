@@ -36,7 +36,7 @@ USE_RESOLUTION = timedelta(minutes=1)
 
 SCOPES = {
     "leads:write": _l("Send leads (POST /api/v1/leads)"),
-    "leads:read": _l("Read leads and their offers (GET /api/v1/leads/<id>)"),
+    "leads:read": _l("Read leads and their offers (GET /api/v1/leads/{id})"),
     "contacts:read": _l("List contacts (GET /api/v1/contacts)"),
 }
 
