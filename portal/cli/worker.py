@@ -9,39 +9,106 @@ still enforces job timeouts (SIGALRM in the main thread). Run more worker
 processes to run more jobs at once.
 
 The scheduler (`enqueue_in`/`enqueue_at`) is rq's own: the worker forks it
-once at start-up, before any job has opened a database connection, and it
-only ever talks to Redis.
+at start-up, before any job has opened a database connection, and it only
+ever talks to Redis. It dies when it loses Redis (a Redis restart), and rq
+itself would fork a new one only at its ten-minute maintenance; we check
+every few seconds between jobs instead (the fork happens in the main thread,
+where rq does it, and the child never touches the inherited database
+connections). A worker whose loop ends on an error (rq quits on a Redis
+timeout) starts over rather than leaving the process running without one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
+import redis
 from flask import Flask
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.job import Job
 
 from portal.redis_conn import get_redis
 
+log = logging.getLogger(__name__)
+
+# rq blocks on the queue for worker_ttl - 15 s at a time; between blocks it
+# looks after its scheduler.
+WORKER_TTL = 20
+SCHEDULER_CHECK_SECONDS = 5.0
+RESTART_PAUSE_SECONDS = 1.0
+
 
 class AppContextWorker(SimpleWorker):
-    """A SimpleWorker that runs every job in a fresh app context.
+    """A SimpleWorker that runs every job in a fresh app context and keeps
+    its scheduler process alive.
 
     A fresh context per job gives each job its own database session, removed
     when the job ends, so no job sees rows another job left cached.
     """
 
-    def __init__(self, queues: list[Queue], *, app: Flask, **kwargs) -> None:
+    def __init__(
+        self,
+        queues: list[Queue],
+        *,
+        app: Flask,
+        revive_scheduler: bool = True,
+        **kwargs,
+    ) -> None:
         self.flask_app = app
+        self.revive_scheduler = revive_scheduler
+        self._scheduler_checked = time.monotonic()
+        # Whether SIGINT/SIGTERM asked us to stop (rq raises StopRequested
+        # when idle without keeping a note of it).
+        self.stop_asked = False
+        kwargs.setdefault("worker_ttl", WORKER_TTL)
         super().__init__(queues, **kwargs)
+
+    def request_stop(self, signum, frame) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         with self.flask_app.app_context():
             super().execute_job(job, queue)
 
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        # rq asks this on every turn of its dequeue loop (each time a job
+        # ends, and every dequeue timeout while idle): the hook to look
+        # after the scheduler between its own ten-minute maintenances.
+        self.check_scheduler()
+        return super().should_run_maintenance_tasks
 
-log = logging.getLogger(__name__)
+    def check_scheduler(self) -> bool:
+        """Fork a new scheduler when ours died (or another worker's lock has
+        lapsed); at most every SCHEDULER_CHECK_SECONDS. True when one was
+        started."""
+        scheduler = self.scheduler
+        if not self.revive_scheduler or scheduler is None:
+            return False
+        now = time.monotonic()
+        if now - self._scheduler_checked < SCHEDULER_CHECK_SECONDS:
+            return False
+        self._scheduler_checked = now
+        # rq keeps the scheduler's process here; is_alive() also reaps it.
+        process = getattr(scheduler, "_process", None)
+        if process is not None and process.is_alive():
+            return False
+        try:
+            # Starts a scheduler only if the lock is ours (free, or ours
+            # already): one scheduler per queue across all workers.
+            started = bool(scheduler.acquire_locks(auto_start=True))
+        except redis.RedisError as exc:
+            log.warning("could not restart the scheduler yet (%s)", exc)
+            return False
+        if started:
+            log.warning("the scheduler process had stopped; started a new one")
+        return started
+
 
 # The sweeper expires overdue offers every tick and does the rest of the
 # roulette's safety net every FULL_SWEEP_EVERY ticks.
@@ -81,12 +148,34 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
     return once the queue is empty (no sweeper). Returns whether any job ran."""
     connection = get_redis(app)
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-    worker = AppContextWorker([queue], connection=connection, app=app)
     sweeper = None if burst else Sweeper(app)
     if sweeper is not None:
         sweeper.start()
     try:
-        return worker.work(burst=burst, with_scheduler=True)
+        if burst:
+            worker = AppContextWorker(
+                [queue], connection=connection, app=app, revive_scheduler=False
+            )
+            return worker.work(burst=True, with_scheduler=True)
+        worked = False
+        while True:
+            worker = AppContextWorker([queue], connection=connection, app=app)
+            try:
+                worked = worker.work(with_scheduler=True) or worked
+            except redis.RedisError as exc:
+                # Starting up needs Redis; it will be back.
+                log.warning("the worker could not start (%s)", exc)
+            if worker.stop_asked:
+                return worked
+            # rq ended its loop on an error it logged (it quits on a Redis
+            # timeout, for one): keep working.
+            log.warning("the worker loop ended unasked; starting a new one")
+            # Until the next worker installs its own, rq's signal handlers
+            # of this one are in place, and raise when called.
+            with contextlib.suppress(StopRequested, redis.RedisError):
+                time.sleep(RESTART_PAUSE_SECONDS)
+            if worker.stop_asked:
+                return worked
     finally:
         if sweeper is not None:
             sweeper.stopping.set()

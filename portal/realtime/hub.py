@@ -44,6 +44,9 @@ class Connection:
         self.user_id = user_id
         self.account_id = account_id
         self._send_lock = threading.Lock()
+        # Set when the server ended the socket (suspension, sign-out): the
+        # user is gone, so the close must not refresh their presence mark.
+        self.closed_by_server = False
 
     def send(self, text: str) -> bool:
         """Send; False when the socket is gone."""
@@ -55,6 +58,7 @@ class Connection:
         return True
 
     def close(self) -> None:
+        self.closed_by_server = True
         with self._send_lock, contextlib.suppress(ConnectionClosed, OSError):
             self.ws.close(reason=1008, message="signed out")
 
@@ -149,6 +153,21 @@ class Hub:
                         pubsub.close()
 
     def _resync_all(self, app: Flask) -> None:
+        """After Redis came back: its keys may be gone (a restart without
+        persistence), so mark every local socket's user present at once
+        rather than at their next heartbeat, then re-send pending state."""
+        from portal.realtime import presence
+
+        with self._lock:
+            present = {
+                (c.account_id, c.user_id) for cs in self._by_user.values() for c in cs
+            }
+        try:
+            with app.app_context():
+                for account_id, user_id in present:
+                    presence.touch(account_id, user_id)
+        except redis.RedisError:
+            log.warning("could not restore presence marks; heartbeats will")
         if self.resync is None:
             return
         for user_id in self.local_user_ids():

@@ -130,7 +130,7 @@ def websocket(ws) -> None:
                 _mark_seen(user_id, message)
                 db.session.remove()
     finally:
-        if hub.unregister(conn) == 0:
+        if hub.unregister(conn) == 0 and not conn.closed_by_server:
             # The grace period counts from the last socket's close.
             with contextlib.suppress(redis.RedisError):
                 presence.touch(account_id, user_id)
