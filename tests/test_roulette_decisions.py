@@ -30,6 +30,7 @@ from portal.models import (
 from portal.models.base import utcnow
 from portal.realtime import presence
 from portal.roulette import service
+from portal.settings.service import current_account
 from portal.users.service import suspend_user
 from tests.factories import (
     enable_roulette,
@@ -351,16 +352,24 @@ def test_accept_racing_expiry_at_the_deadline_has_exactly_one_outcome(app):
         with app.app_context():
             assert accepted in ("accepted", "refused"), accepted
             assert expired in (True, False), expired
-            assert (accepted == "accepted") != (expired is True)
+            # A refused late accept may expire the offer itself, before the
+            # job does: then neither call reports the expiry as its own,
+            # but it still happened exactly once.
+            assert not (accepted == "accepted" and expired)
             state = db.session.get(Offer, ids[0]).state
             lead = db.session.get(Lead, ids[2])
             owner = db.session.get(Contact, ids[3]).owner_id
+            offers = db.session.scalar(
+                select(func.count(Offer.id)).where(Offer.lead_id == ids[2])
+            )
             if accepted == "accepted":
                 assert state == OfferState.ACCEPTED
-                assert (lead.state, owner) == ("assigned", ids[1])
+                assert (lead.state, owner, offers) == ("assigned", ids[1], 1)
             else:
                 assert state == OfferState.EXPIRED
                 assert lead.state != "assigned" and owner is None
+                # One hand-off: the only agent is asked again in round 2.
+                assert offers == 2
             outcomes.append(state)
             # Out of the way of the next attempt.
             db.session.execute(db.update(AgentState).values(available=False))
@@ -577,3 +586,111 @@ def test_an_owner_accepting_a_new_lead_of_an_attended_contact_attends_it_again(
     lead = fresh(lead)
     assert lead.attended_at is not None
     assert lead.first_response_seconds is not None
+
+
+def test_an_accept_between_a_hand_assignment_and_its_withdrawal_is_refused(ctx):
+    enable_roulette()
+    manager = make_user("admin")
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    waiting = make_lead(department="sales")
+    assert service.route_lead(waiting.id).agent_id == second.id
+    # What assign() has committed before it calls lead_assigned_by_hand: the
+    # contact is the manager's, the offer is still pending.
+    db.session.execute(
+        db.update(Contact)
+        .where(Contact.id == lead.contact_id)
+        .values(owner_id=manager.id, assigned_at=utcnow())
+    )
+    db.session.commit()
+
+    with pytest.raises(Conflict, match="withdrawn"):
+        service.accept(first, offer.id)
+
+    assert db.session.get(Contact, lead.contact_id).owner_id == manager.id
+    assert fresh(offer).state == OfferState.CANCELLED
+    lead = fresh(lead)
+    assert (lead.state, lead.accepted_by_id) == ("assigned", manager.id)
+    # The refused agent is free again for the next lead.
+    assert service.route_lead(make_lead(department="sales").id).agent_id == first.id
+
+
+def test_capacity_forgets_a_lead_whose_contact_was_handed_to_someone_else(ctx):
+    enable_roulette()
+    manager = make_user("admin")
+    current_account().roulette_capacity = 1
+    db.session.commit()
+    solo = agent()
+    lead = make_lead(department="sales")
+    service.accept(solo, offered(lead).id)
+    second = make_lead(department="sales")
+    assert service.route_lead(second.id) is None  # at the cap
+
+    assign(manager, lead.contact_id, manager.id)
+    service.sweep()
+
+    # The reassigned lead is no longer solo's to answer.
+    assert service.pending_offer(solo.id).lead_id == second.id
+
+
+def _assign_and_route_at_once(
+    app: Flask, manager_id: int, contact_id: int, lead_id: int
+):
+    barrier = threading.Barrier(2)
+    outcome: dict[str, object] = {}
+
+    def by_hand() -> None:
+        with app.app_context():
+            try:
+                manager = db.session.get(User, manager_id)
+                barrier.wait(timeout=10)
+                assign(manager, contact_id, manager_id)
+                outcome["assign"] = True
+            except BaseException as exc:
+                outcome["assign"] = exc
+            finally:
+                db.session.remove()
+
+    def by_roulette() -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                service.route_lead(lead_id)
+                outcome["route"] = True
+            except BaseException as exc:
+                outcome["route"] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=by_hand), threading.Thread(target=by_roulette)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcome
+
+
+def test_a_hand_assignment_racing_a_routing_leaves_no_pending_offer_behind(app):
+    for attempt in range(20):
+        with app.app_context():
+            if attempt == 0:
+                enable_roulette()
+                manager_id = make_user("admin").id
+            solo = agent()
+            lead = make_lead(department="sales")
+            ids = (lead.contact_id, lead.id, solo.id)
+            db.session.remove()
+
+        outcome = _assign_and_route_at_once(app, manager_id, ids[0], ids[1])
+
+        with app.app_context():
+            assert outcome == {"assign": True, "route": True}, outcome
+            lead = db.session.get(Lead, ids[1])
+            assert lead.state == "assigned"
+            assert lead.accepted_by_id == manager_id
+            assert db.session.get(Contact, ids[0]).owner_id == manager_id
+            assert service.pending_offer(ids[2]) is None
+            db.session.execute(db.update(AgentState).values(available=False))
+            db.session.commit()
+            db.session.remove()

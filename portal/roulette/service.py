@@ -194,6 +194,16 @@ def _pool(account: Account, lead: Lead, owner_id: int | None) -> list[Agent]:
 def _open_leads(account: Account, agent_ids: list[int]) -> dict[int, int]:
     rows = db.session.execute(
         select(Lead.accepted_by_id, func.count())
+        # Only while the agent still owns the contact: once it is handed to
+        # someone else, the agent can no longer attend the lead, and it would
+        # hold one of their places for good.
+        .join(
+            Contact,
+            and_(
+                Contact.id == Lead.contact_id,
+                Contact.owner_id == Lead.accepted_by_id,
+            ),
+        )
         .where(
             Lead.account_id == account.id,
             Lead.accepted_by_id.in_(agent_ids),
@@ -565,7 +575,9 @@ def accept(user: User, offer_id: int) -> Offer:
         )
         .execution_options(synchronize_session=False)
     )
-    contact = db.session.get(Contact, lead.contact_id)
+    contact = db.session.get(Contact, lead.contact_id, populate_existing=True)
+    if _assigned_by_hand_since(contact, offer, user):
+        _withdraw_for_hand_assignment(contact.id)
     previous = db.session.get(User, contact.owner_id) if contact.owner_id else None
     if previous is None or previous.id != user.id:
         values: dict = {
@@ -579,17 +591,51 @@ def accept(user: User, offer_id: int) -> Offer:
         # customer waits for a fresh first response.
         values["attended_at"] = None
         values["first_response_seconds"] = None
-        db.session.execute(
+        # Guarded on the owner we read: a hand assignment committed since
+        # must not be overwritten (see _assigned_by_hand_since).
+        moved = db.session.execute(
             update(Contact)
-            .where(Contact.id == contact.id)
+            .where(
+                Contact.id == contact.id,
+                Contact.owner_id.is_(None)
+                if previous is None
+                else Contact.owner_id == previous.id,
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if not moved:
+            _withdraw_for_hand_assignment(contact.id)
         log_assignment(contact, previous, user, user, AssignmentHow.ROULETTE)
     db.session.commit()
     db.session.refresh(offer)
     _after_decision(offer)
     return offer
+
+
+def _assigned_by_hand_since(contact: Contact, offer: Offer, user: User) -> bool:
+    """Whether someone gave the contact to another person after the offer was
+    made. contacts.assign() commits the owner first and withdraws the offer
+    right after (lead_assigned_by_hand); an accept in between must not take
+    the contact from the person it was just handed to."""
+    assigned_at = _aware(contact.assigned_at)
+    return (
+        contact.owner_id not in (None, user.id)
+        and assigned_at is not None
+        and assigned_at > _aware(offer.offered_at)
+    )
+
+
+def _withdraw_for_hand_assignment(contact_id: int) -> None:
+    """Undo the accept, do the withdrawal the hand assignment is about to
+    do (it is idempotent), and tell the agent. Raises Conflict."""
+    db.session.rollback()
+    owner_id = db.session.scalar(
+        select(Contact.owner_id).where(Contact.id == contact_id)
+    )
+    if owner_id is not None:
+        lead_assigned_by_hand(contact_id, owner_id)
+    raise Conflict(str(_REFUSALS[OfferState.CANCELLED]))
 
 
 def decline(user: User, offer_id: int) -> Offer:
@@ -715,41 +761,61 @@ def _after_decision(offer: Offer, agent_free: bool = True) -> None:
 def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
     """A person assigned the contact: its waiting or offered leads are dealt
     with, and any pending offer for them is withdrawn. Commits."""
-    now = utcnow()
-    lead_ids = list(
-        db.session.scalars(
-            select(Lead.id).where(
-                Lead.contact_id == contact_id, Lead.state.in_(("queued", "offered"))
+    withdrawn: list[int] = []
+    for _attempt in range(MAX_ATTEMPTS):
+        lead_ids = list(
+            db.session.scalars(
+                select(Lead.id).where(
+                    Lead.contact_id == contact_id,
+                    Lead.state.in_(("queued", "offered")),
+                )
             )
         )
-    )
-    if not lead_ids:
-        return
-    withdrawn = list(
-        db.session.scalars(
-            select(Offer.id).where(
+        if not lead_ids:
+            db.session.rollback()
+            break
+        now = utcnow()
+        pending = db.session.execute(
+            select(Offer.id, Offer.lead_id).where(
                 Offer.lead_id.in_(lead_ids), Offer.state == OfferState.PENDING
             )
+        ).all()
+        freed: list[int] = []
+        for offer_id, lead_id in pending:
+            # Offer before lead, the order accept and expiry lock them in.
+            if db.session.execute(
+                update(Offer)
+                .where(Offer.id == offer_id, Offer.state == OfferState.PENDING)
+                .values(state=OfferState.CANCELLED, decided_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount:
+                withdrawn.append(offer_id)
+                freed.append(lead_id)
+        # An "offered" lead is taken only when this transaction withdrew its
+        # offer: one a routing offered meanwhile keeps a pending offer, and
+        # the next pass withdraws it (rather than leave it pending on a lead
+        # already assigned, where an accept would take the contact).
+        db.session.execute(
+            update(Lead)
+            .where(
+                Lead.id.in_(lead_ids),
+                or_(
+                    Lead.state == "queued",
+                    and_(Lead.state == "offered", Lead.id.in_(freed or [-1])),
+                ),
+            )
+            .values(state="assigned", accepted_by_id=owner_id, accepted_at=now)
+            .execution_options(synchronize_session=False)
         )
-    )
-    db.session.execute(
-        update(Offer)
-        .where(Offer.id.in_(withdrawn), Offer.state == OfferState.PENDING)
-        .values(state=OfferState.CANCELLED, decided_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        update(Lead)
-        .where(Lead.id.in_(lead_ids), Lead.state.in_(("queued", "offered")))
-        .values(state="assigned", accepted_by_id=owner_id, accepted_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+        db.session.commit()
     from portal.roulette import push
 
     for offer_id in withdrawn:
         offer = db.session.get(Offer, offer_id, populate_existing=True)
-        push.offer_state(offer.id)
+        try:
+            push.offer_state(offer.id)
+        except Exception:
+            log.exception("pushing the withdrawal of offer %s failed", offer.id)
         offer_to_agent(offer.agent_id)
 
 
