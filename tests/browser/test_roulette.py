@@ -4,8 +4,11 @@ its countdown, Accept, the expiry and the hidden-tab alert."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -13,9 +16,8 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import Contact, Lead, Offer, User
-from portal.roulette import service
 from tests import factories
-from tests.browser.conftest import PHONE, Person, has_horizontal_scroll
+from tests.browser.conftest import PHONE, LiveServer, Person, has_horizontal_scroll
 
 pytestmark = pytest.mark.browser
 
@@ -28,27 +30,53 @@ def enable_roulette(app: Flask, timeout: int = 60, rounds: int = 1) -> None:
         db.session.remove()
 
 
+@pytest.fixture
+def api_key(app: Flask) -> str:
+    """A live intake key of the account (the website form's)."""
+    with app.test_request_context():
+        secret = factories.make_api_key()
+        db.session.remove()
+    return secret
+
+
 def post_lead(
-    app: Flask,
+    live_server: LiveServer,
+    api_key: str,
     name: str,
     department: str = "sales",
     source: str = "website",
     message: str = "",
 ) -> tuple[int, int]:
-    """A lead arriving as the intake API takes it in: committed as queued,
-    then routed (which pushes the offer through Redis to the live server).
-    Returns (lead id, contact id)."""
-    with app.test_request_context():
-        contact = factories.make_contact(
-            unassigned=True, name=name, department=department
+    """A lead through the intake API of the live server, as a website form
+    sends it; the server routes it and pushes the offer. Returns (lead id,
+    contact id)."""
+    body = {
+        "name": name,
+        "email": f"{name.split()[0].lower()}@example.net",
+        "department": department,
+        "source": source,
+    }
+    if message:
+        body["message"] = message
+    parts = urlsplit(live_server.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            "/api/v1/leads",
+            body=json.dumps(body),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+            },
         )
-        lead = factories.make_lead(
-            contact, department=department, source=source, message=message
-        )
-        ids = lead.id, contact.id
-        service.route_lead(lead.id)
-        db.session.remove()
-    return ids
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 201, (response.status, answer)
+    assert answer["created"] is True
+    return answer["id"], answer["contact_id"]
 
 
 def read(app: Flask, model, id_: int):
@@ -64,15 +92,6 @@ def user_id(app: Flask, person: Person) -> int:
         found = db.session.scalar(db.select(User.id).where(User.email == person.email))
         db.session.remove()
     return found
-
-
-def pending_offer_of(app: Flask, person: Person) -> Offer | None:
-    with app.test_request_context():
-        offer = service.pending_offer(user_id(app, person))
-        if offer is not None:
-            db.session.expunge(offer)
-        db.session.remove()
-    return offer
 
 
 def wait_until(predicate, timeout: float = 10.0, message: str = "") -> None:
@@ -100,7 +119,7 @@ def countdown(page: Page) -> int:
 
 
 def test_offer_pops_up_live_counts_down_and_accept_opens_the_contact(
-    app, new_page, seed_user, sign_in, screenshot, browser_log
+    app, new_page, seed_user, sign_in, live_server, api_key, screenshot, browser_log
 ):
     enable_roulette(app, timeout=60)
     ana = seed_user("attendant", name="Ana Agent", departments=["sales"])
@@ -118,7 +137,11 @@ def test_offer_pops_up_live_counts_down_and_accept_opens_the_contact(
     other.evaluate("window.__stayed = 1")
 
     lead_id, contact_id = post_lead(
-        app, "Bruna Buyer", source="website", message="Wants the 2-bedroom flat"
+        live_server,
+        api_key,
+        "Bruna Buyer",
+        source="website",
+        message="Wants the 2-bedroom flat",
     )
 
     popup = page.locator("#offer-tray .offer")
@@ -164,7 +187,7 @@ def test_offer_pops_up_live_counts_down_and_accept_opens_the_contact(
 
 
 def test_unanswered_offer_runs_out_and_goes_to_the_next_agent(
-    app, new_page, seed_user, sign_in, screenshot, browser_log
+    app, new_page, seed_user, sign_in, live_server, api_key, screenshot, browser_log
 ):
     enable_roulette(app, timeout=10)  # the shortest timeout an account may set
     ana = seed_user("attendant", name="Ana Away", departments=["sales"])
@@ -181,7 +204,7 @@ def test_unanswered_offer_runs_out_and_goes_to_the_next_agent(
     name_field = page.get_by_label("Name", exact=True)
     name_field.click()
 
-    post_lead(app, "Carla Client")
+    post_lead(live_server, api_key, "Carla Client")
     popup = page.locator("#offer-tray .offer")
     expect(popup).to_have_attribute("data-state", "pending")
     expect(name_field).to_be_focused()
@@ -210,7 +233,7 @@ def test_unanswered_offer_runs_out_and_goes_to_the_next_agent(
 
 
 def test_hidden_tab_gets_a_notification_and_a_sound(
-    app, new_page, seed_user, sign_in, live_server, browser_log
+    app, new_page, seed_user, sign_in, live_server, api_key, browser_log
 ):
     enable_roulette(app, timeout=60)
     ana = seed_user("attendant", name="Ana Elsewhere", departments=["sales"])
@@ -247,7 +270,7 @@ def test_hidden_tab_gets_a_notification_and_a_sound(
         "window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))"
     )
 
-    post_lead(app, "Dora Distant", message="Call after 6pm")
+    post_lead(live_server, api_key, "Dora Distant", message="Call after 6pm")
     popup = page.locator("#offer-tray .offer")
     expect(popup).to_have_attribute("data-state", "pending")
     page.wait_for_function("window.__notified.length === 1")
@@ -271,7 +294,7 @@ def test_hidden_tab_gets_a_notification_and_a_sound(
 
 
 def test_offer_on_a_360px_phone_is_a_bottom_sheet_without_sideways_scroll(
-    app, new_page, seed_user, sign_in, screenshot, browser_log
+    app, new_page, seed_user, sign_in, live_server, api_key, screenshot, browser_log
 ):
     enable_roulette(app, timeout=60)
     ana = seed_user("attendant", name="Ana Mobile", departments=["sales"])
@@ -281,7 +304,8 @@ def test_offer_on_a_360px_phone_is_a_bottom_sheet_without_sideways_scroll(
     assert not has_horizontal_scroll(page, PHONE["width"])
 
     post_lead(
-        app,
+        live_server,
+        api_key,
         "Eduardo Extraordinariamente-Comprido da Silva Sauro",
         message="A very long message " * 30,
     )
