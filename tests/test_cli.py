@@ -354,6 +354,24 @@ def test_seed_demo_keeps_an_admins_later_changes(app, cli):
         assert not db.session.scalar(select(Unit).where(Unit.store_flow.is_(True)))
 
 
+def test_seed_demo_turns_the_roulette_on_once(app, cli):
+    from portal.settings.service import current_account
+
+    assert cli.invoke(args=["seed-demo"]).exit_code == 0
+    with app.app_context():
+        account = current_account()
+        assert account.roulette_enabled is True
+        account.roulette_enabled = False  # the admin turns it off
+        db.session.commit()
+        db.session.remove()
+
+    assert cli.invoke(args=["seed-demo"]).exit_code == 0
+
+    with app.app_context():
+        assert current_account().roulette_enabled is False
+        db.session.remove()
+
+
 # --- worker -----------------------------------------------------------------
 
 

@@ -89,8 +89,15 @@ def seed_demo() -> list[DemoLogin]:
     raises ValidationError if one is refused (a bug in this table, not input).
     """
     account = current_account()
+    first_seed = not demo_logins()
     _seed_organisation(account)
     _seed_users(account)
+    if first_seed:
+        # A demo shows the roulette working: leads posted to the API pop up
+        # for Alice Attendant once she switches to Available. Only on the
+        # first seed: an admin who turns it off later keeps it off.
+        account.roulette_enabled = True
+        db.session.commit()
     # Contacts come with the contacts feature: add a `_seed_contacts(account)`
     # step here (about 50 placeholder contacts spread over the demo agents),
     # skipping when demo contacts already exist, like the steps above.
