@@ -58,7 +58,9 @@ def offered(lead: Lead) -> Offer:
 
 def pending_for(lead: Lead) -> Offer | None:
     return db.session.scalar(
-        select(Offer).where(Offer.lead_id == lead.id, Offer.state == "pending")
+        select(Offer)
+        .where(Offer.lead_id == lead.id, Offer.state == "pending")
+        .execution_options(populate_existing=True)
     )
 
 
@@ -80,7 +82,10 @@ def offers_of(lead: Lead) -> list[tuple[int, str]]:
     return [
         (o.agent_id, o.state)
         for o in db.session.scalars(
-            select(Offer).where(Offer.lead_id == lead.id).order_by(Offer.id)
+            select(Offer)
+            .where(Offer.lead_id == lead.id)
+            .order_by(Offer.id)
+            .execution_options(populate_existing=True)
         )
     ]
 
@@ -122,7 +127,7 @@ def test_accept_makes_the_agent_the_owner_with_log_timeline_and_speed(ctx):
     assert lead.state == "assigned"
     assert lead.accepted_by_id == first.id
     assert 42 <= lead.speed_to_lead_seconds < 60
-    contact = db.session.get(Contact, lead.contact_id)
+    contact = db.session.get(Contact, lead.contact_id, populate_existing=True)
     assert contact.owner_id == first.id
     assert contact.status == "assigned"
     log = db.session.scalar(
@@ -243,7 +248,10 @@ def test_a_decision_after_the_deadline_is_refused_and_the_lead_moves_on(ctx, dec
 
     assert fresh(offer).state == OfferState.EXPIRED
     assert service.pending_offer(second.id).lead_id == lead.id
-    assert db.session.get(Contact, lead.contact_id).owner_id is None
+    assert (
+        db.session.get(Contact, lead.contact_id, populate_existing=True).owner_id
+        is None
+    )
 
 
 def test_a_withdrawn_offer_says_so(ctx):
@@ -608,7 +616,10 @@ def test_an_accept_between_a_hand_assignment_and_its_withdrawal_is_refused(ctx):
     with pytest.raises(Conflict, match="withdrawn"):
         service.accept(first, offer.id)
 
-    assert db.session.get(Contact, lead.contact_id).owner_id == manager.id
+    assert (
+        db.session.get(Contact, lead.contact_id, populate_existing=True).owner_id
+        == manager.id
+    )
     assert fresh(offer).state == OfferState.CANCELLED
     lead = fresh(lead)
     assert (lead.state, lead.accepted_by_id) == ("assigned", manager.id)

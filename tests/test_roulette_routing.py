@@ -61,7 +61,9 @@ def offer_of(placed: service.Placed | None) -> Offer:
 
 def pending_for(lead: Lead) -> Offer | None:
     return db.session.scalar(
-        select(Offer).where(Offer.lead_id == lead.id, Offer.state == "pending")
+        select(Offer)
+        .where(Offer.lead_id == lead.id, Offer.state == "pending")
+        .execution_options(populate_existing=True)
     )
 
 

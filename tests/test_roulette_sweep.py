@@ -1,0 +1,331 @@
+"""The roulette's jobs and its safety net: expiry jobs run by a real RQ worker,
+the sweep that expires what no job did, offers waiting leads to free agents,
+alerts managers about long waits and forgets stale presence marks."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from rq.job import Job
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import AgentState, Lead, Notification, Offer, User
+from portal.models.base import utcnow
+from portal.queue import enqueue, get_queue
+from portal.realtime import presence
+from portal.roulette import service
+from portal.settings.service import current_account
+from tests.factories import enable_roulette, go_online, make_lead, make_user
+
+
+def agent(*departments: str, online: bool = True) -> User:
+    user = make_user("attendant", departments=list(departments or ["sales"]))
+    if online:
+        go_online(user)
+    return user
+
+
+def two_agents() -> tuple[User, User]:
+    first, second = agent(), agent()
+    for user, seconds in ((first, 20), (second, 10)):
+        state = db.session.get(AgentState, user.id)
+        state.available_changed_at = utcnow() - timedelta(seconds=seconds)
+    db.session.commit()
+    return first, second
+
+
+def offered(lead: Lead) -> Offer:
+    placed = service.route_lead(lead.id)
+    assert placed is not None, "the lead was not offered"
+    return db.session.get(Offer, placed.offer_id)
+
+
+def overdue(offer: Offer, seconds: float = 1) -> None:
+    db.session.execute(
+        db.update(Offer)
+        .where(Offer.id == offer.id)
+        .values(expires_at=utcnow() - timedelta(seconds=seconds))
+    )
+    db.session.commit()
+
+
+def offers_of(lead: Lead) -> list[tuple[int, str]]:
+    return [
+        (o.agent_id, o.state)
+        for o in db.session.scalars(
+            select(Offer)
+            .where(Offer.lead_id == lead.id)
+            .order_by(Offer.id)
+            .execution_options(populate_existing=True)
+        )
+    ]
+
+
+def waited(lead: Lead, minutes: float) -> None:
+    db.session.execute(
+        db.update(Lead)
+        .where(Lead.id == lead.id)
+        .values(created_at=utcnow() - timedelta(minutes=minutes))
+    )
+    db.session.commit()
+
+
+def alerts() -> list[tuple[int, int]]:
+    return [
+        (n.user_id, n.data["lead_id"])
+        for n in db.session.scalars(
+            select(Notification)
+            .execution_options(populate_existing=True)
+            .where(Notification.kind == "lead_waiting")
+            .order_by(Notification.user_id)
+        )
+    ]
+
+
+# ---------------------------------------------------------------- expiry job
+
+
+def test_routing_schedules_the_expiry_job_at_the_deadline(ctx):
+    enable_roulette(timeout=45)
+    agent()
+    offer = offered(make_lead(department="sales"))
+
+    registry = get_queue().scheduled_job_registry
+    job_id = f"roleta-expire-offer-{offer.id}"
+    assert job_id in registry.get_job_ids()
+    job = Job.fetch(job_id, connection=get_queue().connection)
+    assert job.func_name == "jobs.roulette.expire_offer"
+    assert job.args == (offer.id,)
+    when = registry.get_scheduled_time(job)
+    assert (
+        abs((when - offer.expires_at.replace(tzinfo=when.tzinfo)).total_seconds()) < 2
+    )
+
+
+def test_the_scheduled_expiry_job_run_by_a_worker_passes_the_lead_on(ctx, run_jobs):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    overdue(offer)
+    # The scheduler's part: move the due job into the queue.
+    queue = get_queue()
+    job = Job.fetch(f"roleta-expire-offer-{offer.id}", connection=queue.connection)
+    queue.scheduled_job_registry.remove(job)
+    queue.enqueue_job(job)
+
+    assert run_jobs() >= 1
+
+    assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
+
+
+def test_the_expiry_job_twice_hands_the_lead_off_once(ctx, run_jobs):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    overdue(offer)
+
+    enqueue("jobs.roulette.expire_offer", offer.id)
+    enqueue("jobs.roulette.expire_offer", offer.id)
+    run_jobs()
+
+    assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
+
+
+def test_the_expiry_job_before_the_deadline_or_after_an_answer_changes_nothing(
+    ctx, run_jobs
+):
+    enable_roulette()
+    first, _second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+
+    enqueue("jobs.roulette.expire_offer", offer.id)
+    run_jobs()
+    assert offers_of(lead) == [(first.id, "pending")]
+
+    service.accept(first, offer.id)
+    overdue(offer)
+    enqueue("jobs.roulette.expire_offer", offer.id)
+    run_jobs()
+    assert offers_of(lead) == [(first.id, "accepted")]
+
+
+def test_the_route_lead_job_offers_a_queued_lead(ctx, run_jobs):
+    enable_roulette()
+    solo = agent()
+    lead = make_lead(department="sales")
+
+    enqueue("jobs.roulette.route_lead", lead.id)
+    run_jobs()
+
+    assert offers_of(lead) == [(solo.id, "pending")]
+
+
+# --------------------------------------------------------------------- sweep
+
+
+def test_the_sweep_expires_an_overdue_offer_whose_job_was_lost(ctx):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    queue = get_queue()
+    # The job is lost (a Redis failover, a flushed queue): only the sweep
+    # is left to notice the deadline.
+    queue.scheduled_job_registry.remove(f"roleta-expire-offer-{offer.id}")
+    assert queue.scheduled_job_registry.get_job_ids() == []
+    overdue(offer)
+
+    figures = service.sweep(full=False)
+
+    assert figures == {"expired": 1}
+    assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
+    assert service.sweep(full=False) == {"expired": 0}
+
+
+def test_the_sweep_job_through_a_worker(ctx, run_jobs):
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    offer = offered(lead)
+    overdue(offer, seconds=120)
+
+    job = enqueue("jobs.roulette.sweep")
+    run_jobs()
+
+    job.refresh()
+    assert job.return_value()["expired"] == 1
+    assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
+
+
+def test_the_sweep_leaves_offers_before_their_deadline(ctx):
+    enable_roulette()
+    agent()
+    lead = make_lead(department="sales")
+    offered(lead)
+
+    assert service.sweep()["expired"] == 0
+    assert [state for _, state in offers_of(lead)] == ["pending"]
+
+
+def test_the_sweep_offers_waiting_leads_to_agents_who_came_online(ctx):
+    enable_roulette()
+    leads = [make_lead(department="sales") for _ in range(3)]
+    for lead in leads:
+        service.route_lead(lead.id)
+    first = agent(online=False)
+    second = agent(online=False)
+    for user in (first, second):
+        service.set_available(user, True)  # switched on, not connected yet
+    assert service.sweep()["dispatched"] == 0
+
+    for user in (first, second):
+        presence.touch(user.account_id, user.id)
+    figures = service.sweep()
+
+    assert figures["dispatched"] == 2
+    offered_leads = {
+        service.pending_offer(first.id).lead_id,
+        service.pending_offer(second.id).lead_id,
+    }
+    assert offered_leads == {leads[0].id, leads[1].id}  # the two oldest
+
+
+def test_three_expiries_by_the_sweep_pause_the_agent(ctx):
+    enable_roulette(rounds=1)
+    absent = agent()
+    for _n in range(service.AUTO_PAUSE_AFTER):
+        offer = offered(make_lead(department="sales"))
+        overdue(offer)
+        assert service.sweep()["expired"] == 1
+
+    assert not db.session.get(AgentState, absent.id, populate_existing=True).available
+
+
+def test_the_sweep_forgets_stale_presence_marks(ctx, redis_client):
+    enable_roulette()
+    stale = agent(online=False)
+    live = agent()
+    presence.touch(stale.account_id, stale.id, at=time.time() - 120)
+
+    service.sweep()
+
+    key = f"roleta:presence:{stale.account_id}"
+    assert redis_client.zscore(key, str(stale.id)) is None
+    assert redis_client.zscore(key, str(live.id)) is not None
+
+
+# -------------------------------------------------------------- queue alerts
+
+
+def test_a_long_wait_alerts_the_department_s_managers_once(ctx):
+    enable_roulette()
+    account = current_account()
+    manager = make_user("manager", departments=["sales"])
+    make_user("manager", departments=["support"])
+    make_user("admin")
+    make_user("attendant", departments=["sales"])  # offline; no alert for her
+    lead = make_lead(department="sales")
+    service.route_lead(lead.id)
+    waited(lead, account.roulette_queue_alert_minutes + 1)
+    recent = make_lead(department="sales")
+    waited(recent, account.roulette_queue_alert_minutes - 1)
+
+    assert service.sweep()["alerted"] == 1
+    assert service.sweep()["alerted"] == 0
+
+    assert alerts() == [(manager.id, lead.id)]
+    notification = db.session.scalar(select(Notification))
+    assert notification.url == f"/contacts/{lead.contact_id}"
+    assert notification.data["minutes"] == account.roulette_queue_alert_minutes
+    assert db.session.get(Lead, lead.id, populate_existing=True).alerted_at is not None
+    assert db.session.get(Lead, recent.id, populate_existing=True).alerted_at is None
+
+
+def test_without_department_managers_the_admins_are_alerted(ctx):
+    enable_roulette()
+    admins = sorted([make_user("admin").id, make_user("admin").id])
+    make_user("manager", departments=["sales"])
+    in_support = make_lead(department="support")
+    nowhere = make_lead()
+    for lead in (in_support, nowhere):
+        waited(lead, 60)
+
+    assert service.sweep()["alerted"] == 2
+
+    assert sorted(alerts()) == sorted(
+        [(a, in_support.id) for a in admins] + [(a, nowhere.id) for a in admins]
+    )
+
+
+def test_leads_being_offered_or_taken_do_not_alert(ctx):
+    enable_roulette()
+    make_user("admin")
+    solo = agent()
+    offered_lead = make_lead(department="sales")
+    offered(offered_lead)
+    taken = make_lead(department="sales")
+    taken.state = "assigned"
+    db.session.commit()
+    for lead in (offered_lead, taken):
+        waited(lead, 60)
+
+    assert service.sweep()["alerted"] == 0
+    assert alerts() == []
+    assert service.pending_offer(solo.id).lead_id == offered_lead.id
+
+
+def test_with_the_roulette_off_the_sweep_does_nothing(ctx):
+    make_user("admin")
+    solo = agent()
+    lead = make_lead(department="sales")
+    waited(lead, 60)
+
+    assert service.sweep() == {"expired": 0, "dispatched": 0, "alerted": 0}
+    assert service.pending_offer(solo.id) is None
+    assert db.session.scalar(select(func.count(Notification.id))) == 0
+    assert db.session.get(Lead, lead.id, populate_existing=True).state == "queued"
