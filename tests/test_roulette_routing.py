@@ -635,3 +635,39 @@ def test_leads_routed_at_once_never_give_an_agent_two_offers(app, agents):
             )
             db.session.commit()
             db.session.remove()
+
+
+def test_leads_piled_up_in_a_closed_department_do_not_hide_an_open_one(ctx):
+    enable_roulette(rounds=1)
+    both = agent("sales", "support")
+    busy_with = make_lead(department="support")
+    service.route_lead(busy_with.id)
+    assert service.pending_offer(both.id).lead_id == busy_with.id
+    support = org.get_or_create_department(current_account(), "support")
+    support.working_hours = None
+    sales = org.get_or_create_department(current_account(), "sales")
+    sales.working_hours = _closed_now(utcnow())
+    db.session.commit()
+    # A night of sales leads (more than one scan's worth), then one for
+    # support, which is open; she is busy when each arrives.
+    for _n in range(service.SCAN_LIMIT * 3 + 1):
+        service.route_lead(make_lead(department="sales").id)
+    waiting = make_lead(department="support")
+    assert service.route_lead(waiting.id) is None
+
+    service.accept(both, pending_for(busy_with).id)
+
+    assert service.pending_offer(both.id).lead_id == waiting.id
+
+
+def test_an_agent_who_may_not_take_web_leads_is_not_offered_waiting_ones(ctx):
+    enable_roulette(process_mode="3")
+    leads = [make_lead(department="sales") for _ in range(3)]
+    unflagged = agent(receives_web_leads=False)
+
+    assert service.offer_to_agent(unflagged.id) is None
+    assert service.sweep()["dispatched"] == 0
+    for lead in leads:
+        assert fresh(lead).state == "queued"
+    flagged = agent()
+    assert service.pending_offer(flagged.id).lead_id == leads[0].id

@@ -427,7 +427,8 @@ def offer_to_agent(agent_id: int) -> Placed | None:
     """A free agent takes the oldest waiting lead they may have (arrival
     order). Routing still decides: owner priority may send the lead
     elsewhere, and then the next waiting lead is tried."""
-    for _round in range(3):
+    after = 0
+    for _batch in range(3):
         agent = db.session.get(User, agent_id)
         if agent is None or not agent.is_active:
             return None
@@ -437,9 +438,9 @@ def offer_to_agent(agent_id: int) -> Placed | None:
         if not presence.is_live(agent.account_id, agent_id):
             return None
         account = db.session.get(Account, agent.account_id)
-        if not account.roulette_enabled:
+        if not account.roulette_enabled or not _may_take_a_lead(account, agent_id):
             return None
-        waiting = _waiting_leads_for(agent)
+        waiting = _waiting_leads_for(agent, after)
         db.session.rollback()  # end the read snapshot before routing
         if not waiting:
             return None
@@ -451,7 +452,38 @@ def offer_to_agent(agent_id: int) -> Placed | None:
                 return placed
         if len(waiting) < SCAN_LIMIT:
             return None
+        # The next batch, not the same one again: leads the routing keeps
+        # away from this agent must not hide the newer ones behind them.
+        after = waiting[-1]
     return None
+
+
+def _may_take_a_lead(account: Account, agent_id: int) -> bool:
+    """Whether any routing could choose the agent now (a receiver, below
+    the cap); if not, scanning the queue for them is wasted work."""
+    if db.session.scalar(_receivers(account).where(User.id == agent_id)) is None:
+        return False
+    if account.roulette_capacity:
+        held = _open_leads(account, [agent_id]).get(agent_id, 0)
+        return held < account.roulette_capacity
+    return True
+
+
+def _closed_departments(account_id: int, now: datetime) -> list[int]:
+    """Departments outside their working hours now: their leads wait for
+    everyone, so a free agent's scan skips them (a night's pile of them
+    would otherwise fill every batch and hide the open departments' leads)."""
+    rows = db.session.execute(
+        select(Department.id, Department.working_hours, Department.timezone).where(
+            Department.account_id == account_id,
+            Department.working_hours.is_not(None),
+        )
+    )
+    return [
+        row.id
+        for row in rows
+        if not hours.is_open(row.working_hours, row.timezone, now)
+    ]
 
 
 def _has_pending(agent_id: int) -> bool:
@@ -465,10 +497,13 @@ def _has_pending(agent_id: int) -> bool:
     )
 
 
-def _waiting_leads_for(agent: User) -> list[int]:
+def _waiting_leads_for(agent: User, after: int = 0) -> list[int]:
+    """The oldest waiting leads (ids above `after`) that routing could give
+    this agent: in their departments, without one, or of their contacts."""
     departments = select(department_member.c.department_id).where(
         department_member.c.user_id == agent.id
     )
+    closed = _closed_departments(agent.account_id, utcnow())
     declined = exists().where(
         Offer.lead_id == Lead.id,
         Offer.agent_id == agent.id,
@@ -482,11 +517,13 @@ def _waiting_leads_for(agent: User) -> list[int]:
             .where(
                 Lead.account_id == agent.account_id,
                 Lead.state == "queued",
+                Lead.id > after,
                 or_(
                     Lead.department_id.is_(None),
                     Lead.department_id.in_(departments),
                     Lead.contact_id.in_(owned),
                 ),
+                or_(Lead.department_id.is_(None), Lead.department_id.not_in(closed)),
                 ~declined,
             )
             .order_by(Lead.id)
