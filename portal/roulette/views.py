@@ -7,12 +7,15 @@ switch in the top bar (CONTRACT: Browser endpoints).
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
+from redis import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal.auth.access import require
 from portal.errors import Conflict, NotFound
@@ -23,6 +26,7 @@ from portal.rendering import render
 from portal.roulette import push, service
 
 bp = Blueprint("roulette", __name__)
+log = logging.getLogger(__name__)
 
 PUSH = "roulette/_push.html"
 
@@ -41,11 +45,17 @@ def presence_switch() -> Markup:
     """
     if not (current_user.is_authenticated and current_user.can(service.RECEIVE)):
         return Markup("")
-    state = db.session.get(AgentState, current_user.id)
-    html = _switch(
-        available=bool(state and state.available),
-        online=service.is_online(current_user),
-    )
+    try:
+        state = db.session.get(AgentState, current_user.id)
+        html = _switch(
+            available=bool(state and state.available),
+            online=service.is_online(current_user),
+        )
+    except (SQLAlchemyError, RedisError):
+        # Error pages extend base.html too: a failed transaction or a Redis
+        # outage must not turn the page explaining it into another error.
+        log.warning("the presence switch could not be shown", exc_info=True)
+        return Markup("")
     # Rendered by Jinja with autoescaping: safe to embed as it is.
     return Markup(html)  # noqa: S704
 

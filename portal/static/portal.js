@@ -103,7 +103,8 @@
       if (!turningOn) return;
       unlockAudio();
       if ("Notification" in window && Notification.permission === "default") {
-        Notification.requestPermission().catch(() => {});
+        // Older Safari answers through a callback and returns nothing.
+        Notification.requestPermission()?.catch?.(() => {});
       }
     },
     true,

@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +17,8 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import Contact, Lead, Offer, User
+from portal.models.base import utcnow
+from portal.roulette import service
 from tests import factories
 from tests.browser.conftest import PHONE, LiveServer, Person, has_horizontal_scroll
 
@@ -327,3 +330,37 @@ def test_offer_on_a_360px_phone_is_a_bottom_sheet_without_sideways_scroll(
     expect(page.locator("#offer-tray .offer")).to_have_count(0, timeout=10_000)
     assert browser_log.csp_violations == []
     assert browser_log.page_errors == []
+
+
+def test_manager_gets_a_pushed_alert_for_a_lead_nobody_took(
+    app, page, seed_user, sign_in, live_server, api_key, screenshot, browser_log
+):
+    enable_roulette(app, timeout=60)
+    manager = seed_user("manager", name="Mara Manager", departments=["sales"])
+    sign_in(page, manager)
+    expect(page.locator("html")).to_have_attribute("data-socket", "open")
+    expect(page.locator("#presence")).to_have_count(0)  # she takes no leads
+    page.evaluate("window.__stayed = 1")
+
+    # Nobody is available: the lead waits. The alert is the sweep's, run
+    # here as if its threshold had passed.
+    lead_id, contact_id = post_lead(live_server, api_key, "Wanda Waiting")
+    assert read(app, Lead, lead_id).state == "queued"
+    with app.test_request_context():
+        from portal.settings.service import current_account
+
+        account = current_account()
+        later = utcnow() + timedelta(minutes=account.roulette_queue_alert_minutes + 1)
+        assert service.alert_long_waits(account, now=later) == 1
+        db.session.remove()
+
+    alert = page.locator("#notification-tray [data-notification-id]")
+    expect(alert).to_contain_text("Wanda Waiting has waited more than")
+    expect(alert).to_have_attribute("href", f"/contacts/{contact_id}")
+    assert page.evaluate("window.__stayed") == 1
+    screenshot(page, "alert")
+    page.locator("#notification-tray").get_by_role("button", name="Dismiss").click()
+    expect(alert).to_have_count(0)
+    assert browser_log.csp_violations == []
+    assert browser_log.page_errors == []
+    assert browser_log.console_errors == []
