@@ -108,6 +108,8 @@ def test_only_the_keys_account_is_listed(client, key):
         ({"owner": "someone"}, {"owner"}),
         ({"owner": "999999"}, {"owner"}),
         ({"owner": "-1"}, {"owner"}),
+        ({"owner": str(2**31)}, {"owner"}),
+        ({"owner": "0"}, {"owner"}),
         ({"limit": "0"}, {"limit"}),
         ({"limit": "501"}, {"limit"}),
         ({"limit": "ten"}, {"limit"}),

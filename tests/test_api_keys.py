@@ -296,6 +296,7 @@ def test_admin_form_errors_name_the_fields(client, auth, ctx):
 def test_revoking_another_accounts_or_unknown_key_is_404(client, auth, ctx):
     auth.login(factories.make_user("admin"))
     assert client.hx_post("/admin/api-keys/4242/revoke").status_code == 404
+    assert client.hx_post(f"/admin/api-keys/{2**31}/revoke").status_code == 404
 
 
 # --------------------------------------------------------------------- CLI

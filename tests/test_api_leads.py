@@ -522,7 +522,14 @@ def test_get_lead_of_another_account_or_none_is_404(client, key):
     db.session.add(theirs)
     db.session.commit()
     headers = {"Authorization": f"Bearer {key}"}
-    for url in (f"{LEADS}/{theirs.id}", f"{LEADS}/999999", f"{LEADS}/abc"):
+    urls = (
+        f"{LEADS}/{theirs.id}",
+        f"{LEADS}/999999",
+        f"{LEADS}/abc",
+        f"{LEADS}/{2**31}",  # past PostgreSQL's integer: no row, not an error
+        f"{LEADS}/0",
+    )
+    for url in urls:
         response = client.get(url, headers=headers)
         assert response.status_code == 404, url
         assert error_of(response)["error"] == "not_found"

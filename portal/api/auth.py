@@ -8,19 +8,22 @@ the endpoint needs (403). The key and its account are in `g.api_key` and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 
 from flask import current_app, g, request
 from flask_babel import gettext as _
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal.api.errors import ApiError, unauthorized
 from portal.apikeys import service as keys
-from portal.extensions import limiter
+from portal.extensions import db, limiter
 from portal.models import Account, ApiKey
 
 F = TypeVar("F", bound=Callable)
+log = logging.getLogger(__name__)
 
 
 def _presented_key() -> str:
@@ -76,7 +79,13 @@ def require_scope(scope: str) -> Callable[[F], F]:
             if found is None:
                 raise unauthorized()
             g.api_key, g.api_account = found
-            keys.mark_used(g.api_key)
+            try:
+                keys.mark_used(g.api_key)
+            except SQLAlchemyError:
+                # A busy database may refuse this bookkeeping; the request
+                # itself must not fail for it.
+                db.session.rollback()
+                log.warning("recording the use of API key %s failed", g.api_key.id)
             return limited(*args, **kwargs)
 
         authenticated.api_scope = scope  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from portal.contacts.listing import Cursor, decode_cursor, encode_cursor
 from portal.errors import ValidationError
 from portal.extensions import db
-from portal.leads.service import iso
+from portal.leads.service import MAX_ID, iso
 from portal.models import Account, Contact, User
 
 CURSOR_SORT = "api_id"
@@ -32,7 +32,7 @@ def _owner_filter(account: Account, raw: str) -> list:
     refused = ValidationError(
         {"owner": _("Give a user id of this account, or unassigned.")}
     )
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
         raise refused
     owner_id = int(raw)
     exists = db.session.scalar(

@@ -126,9 +126,11 @@ def list_keys(account: Account) -> list[ApiKey]:
 def get_key(account: Account, key_id: int | str) -> ApiKey:
     """The account's key `key_id`; raises NotFound."""
     try:
-        key = db.session.get(ApiKey, int(key_id))
+        wanted = int(key_id)
     except (TypeError, ValueError):
-        key = None
+        wanted = 0
+    # Ids are 32-bit on PostgreSQL: a larger one is no key, not a query error.
+    key = db.session.get(ApiKey, wanted) if 0 < wanted <= 2**31 - 1 else None
     if key is None or key.account_id != account.id:
         raise NotFound()
     return key

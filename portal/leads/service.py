@@ -47,6 +47,9 @@ from portal.models.base import utcnow
 
 log = logging.getLogger(__name__)
 
+# Ids are 32-bit integers on PostgreSQL; a larger one is no row, not an error.
+MAX_ID = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class CleanLead:
@@ -176,7 +179,9 @@ def clean_lead(account: Account, payload: dict) -> CleanLead:
     ):
         key = _text(payload, field) if field not in errors else None
         if key:
-            ids[field] = _id_by_key(model_class, account, key.lower())
+            if model_class is Department:
+                key = key.lower()  # department keys are stored lower-case
+            ids[field] = _id_by_key(model_class, account, key)
             if ids[field] is None:
                 errors[field] = missing
     if errors or model is None:
@@ -321,7 +326,7 @@ def iso(moment: datetime | None) -> str | None:
 def lead_detail(account: Account, lead_id: int) -> dict:
     """The lead, who took it, and every offer made of it (oldest first).
     Raises NotFound for a lead of another account or none."""
-    lead = db.session.get(Lead, lead_id)
+    lead = db.session.get(Lead, lead_id) if 0 < lead_id <= MAX_ID else None
     if lead is None or lead.account_id != account.id:
         raise NotFound()
     owner = None
