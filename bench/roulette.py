@@ -435,6 +435,50 @@ def start_portal(database_url: str, redis_url: str, workers: int, threads: int):
     return server
 
 
+def profile(py_spy: str | None, server, work: Path, phase: str, seconds: float):
+    """Sample each gunicorn worker and the RQ worker for `seconds` (py-spy,
+    non-blocking: the processes are not paused), writing collapsed stacks
+    to work/<phase>-<name>-<pid>.txt. Does nothing without py-spy."""
+    import subprocess
+
+    if not py_spy:
+        return
+    web = sorted(process_tree([server.processes["web"].pid]))[1:]
+    targets = [("web", pid) for pid in web]
+    targets.append(("worker", server.processes["worker"].pid))
+    for name, pid in targets:
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--nonblocking",
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--duration",
+                str(int(seconds)),
+                "--pid",
+                str(pid),
+                "--output",
+                str(work / f"{phase}-{name}-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def routing_give_ups(server) -> int:
+    """Leads whose routing gave up after too many collisions (the roulette
+    logs a warning; the lead waits for the sweep)."""
+    count = 0
+    for name in server.processes:
+        path = server.log_path(name)
+        if path.exists():
+            count += path.read_text(errors="replace").count("gave up routing")
+    return count
+
+
 def log_problems(server) -> list[str]:
     """Each traceback in the server processes' logs, by its exception line."""
     found = []
@@ -945,12 +989,18 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     parser.add_argument("--flood-seconds", type=float, default=10)
     parser.add_argument("--flood-clients", type=int, default=16)
     parser.add_argument("--flood-processes", type=int, default=2)
-    parser.add_argument("--steady-threads", type=int, default=4)
+    parser.add_argument("--steady-threads", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=250, help="per worker")
     parser.add_argument("--pg", action="store_true", help="PostgreSQL + Redis db 8")
     parser.add_argument("--intake", choices=("api", "direct"), default="api")
     parser.add_argument("--keep", action="store_true", help="keep the PG database")
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="profile the web and worker processes during each phase with this "
+        "py-spy binary (collapsed stacks in the raw records folder)",
+    )
     args = parser.parse_args()
 
     os.environ.update(BENCH_ENV)
@@ -1086,6 +1136,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         children += [steady_proc, baseline_proc]
         start_at = go()
         meter.start()
+        profile(args.py_spy, server, work, "steady", args.seconds)
         steady_proc.join(timeout=args.seconds + 300)
         baseline_proc.join(timeout=60)
         steady_cpu = meter.stop()
@@ -1119,6 +1170,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         children += flood_procs
         flood_at = go()
         meter.start()
+        profile(args.py_spy, server, work, "flood", args.flood_seconds)
         for proc in flood_procs:
             proc.join(timeout=args.flood_seconds + 300)
         flood_cpu = meter.stop()
@@ -1220,11 +1272,26 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
                 f"{whose} previous offer was decided, by up to {ms(max(early))} "
                 "(routing stamps `now` before its reads, places after them)"
             )
+    answers = [a for a in agents_out["answers"] if a["status"] > 0]
+    if answers:
+        took = [a["done"] - a["sent"] for a in answers]
+        lag = [a["sent"] - a["due"] for a in answers]
+        print(
+            f"  accept/decline POSTs: {len(answers)}, answered in p50 "
+            f"{ms(pct(took, 50))}, p99 {ms(pct(took, 99))}; sent after the think "
+            f"time by p99 {ms(pct(lag, 99))} (client-side delay)"
+        )
     print(
         f"  agents at the end: {available_end} available, {live_end} live; sockets "
         f"closed by the server {agents_out['closed_by_server']}; client errors "
         f"{len(agents_out['errors'])}"
         + (f" (first: {agents_out['errors'][:3]})" if agents_out["errors"] else "")
+    )
+    from portal.roulette.service import MAX_ATTEMPTS
+
+    print(
+        f"  routings that gave up after {MAX_ATTEMPTS} collisions (lead left for "
+        f"the sweep): {routing_give_ups(server)}"
     )
     print(f"  server log problems: {len(problems)}")
     for line in problems[:5]:

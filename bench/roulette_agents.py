@@ -284,7 +284,9 @@ def run_agents(
             with lock:
                 outcome.errors.append(f"presence of {login.user_id}: {status}")
 
-    pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="answer")
+    # As many as agents: each agent answers on its own, as its browser would;
+    # a smaller pool would queue answers behind slow ones and make them late.
+    pool = ThreadPoolExecutor(max_workers=len(logins), thread_name_prefix="answer")
     early: list[tuple[_Socket, list]] = []
     for login in logins:
         try:
