@@ -7,16 +7,11 @@ here; errors outside them (an unknown /api/ path, 405, 500) by
 
 from __future__ import annotations
 
-import math
-import time
-
 from flask import Blueprint, Response, jsonify
 from flask_babel import gettext as _
-from flask_limiter.errors import RateLimitExceeded
 
 from portal.contacts.listing import BadCursor
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
-from portal.extensions import limiter
 
 
 class ApiError(Exception):
@@ -91,18 +86,3 @@ def register(bp: Blueprint) -> None:
     @bp.errorhandler(BadCursor)
     def bad_cursor(exc: BadCursor):
         return json_error(400, "bad_request", str(exc), {"cursor": str(exc)})
-
-    @bp.errorhandler(RateLimitExceeded)
-    def rate_limited(exc: RateLimitExceeded):
-        # Flask-Limiter also sets Retry-After in its after_request hook when
-        # headers are enabled; set it here too so it never depends on that.
-        retry = 1
-        current = limiter.current_limit
-        if current is not None:
-            retry = max(1, math.ceil(current.reset_at - time.time()))
-        return json_error(
-            429,
-            "rate_limited",
-            _("Too many requests with this key. Retry after %(n)d s.", n=retry),
-            headers={"Retry-After": str(retry)},
-        )
