@@ -76,7 +76,6 @@ def json_object() -> dict:
             _("Send the body as JSON with 'Content-Type: application/json'."),
         )
     body = _read_body()
-    invalid = ApiError(400, "invalid_json", _("The body is not a JSON object."))
     try:
         # NaN, Infinity and overflowing numbers are not JSON and could not be
         # stored in a JSON column: refuse them with the rest of bad JSON.
@@ -84,9 +83,9 @@ def json_object() -> dict:
             body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite
         )
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise invalid from None
+        data = None
     if not isinstance(data, dict):
-        raise invalid
+        raise ApiError(400, "invalid_json", _("The body is not a JSON object."))
     return data
 
 

@@ -173,17 +173,18 @@ def clean_lead(account: Account, payload: dict) -> CleanLead:
         errors["phone"] = errors["email"] = _("Give a phone number or an email.")
 
     ids: dict[str, int | None] = {"department": None, "campaign": None}
-    for field, model_class, missing in (
-        ("department", Department, _("No department has this key.")),
-        ("campaign", Campaign, _("No campaign has this key.")),
-    ):
+    for field, model_class in (("department", Department), ("campaign", Campaign)):
         key = _text(payload, field) if field not in errors else None
         if key:
             if model_class is Department:
                 key = key.lower()  # department keys are stored lower-case
             ids[field] = _id_by_key(model_class, account, key)
             if ids[field] is None:
-                errors[field] = missing
+                errors[field] = (
+                    _("No department has this key.")
+                    if model_class is Department
+                    else _("No campaign has this key.")
+                )
     if errors or model is None:
         raise ValidationError(errors)
     return CleanLead(
