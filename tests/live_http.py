@@ -224,3 +224,37 @@ def api_request(
         return response.status, json.loads(response.read() or b"null")
     finally:
         connection.close()
+
+
+def json_request(
+    base_url: str,
+    method: str,
+    path: str,
+    payload: object = None,
+    bearer: str | None = None,
+) -> tuple[int, object]:
+    """A JSON API call: (status, parsed body, or the raw text when it is not
+    JSON)."""
+    import json
+
+    parts = urllib.parse.urlsplit(base_url)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=HTTP_TIMEOUT
+    )
+    headers = {"Accept": "application/json"}
+    body = None
+    if payload is not None:
+        body = json.dumps(payload).encode()
+        headers["Content-Type"] = "application/json"
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        text = response.read().decode()
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(text)
+    except ValueError:
+        return response.status, text

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import simple_websocket
 
-from tests.live_http import VENV_BIN, Agent, free_port
+from tests.live_http import VENV_BIN, Agent, free_port, json_request
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
@@ -244,9 +244,11 @@ class Cluster:
         )
 
     def stop(self) -> None:
+        """Web processes are killed (they keep nothing; gunicorn would wait
+        out its graceful timeout for open sockets); workers stop warmly."""
         for proc in self.procs.values():
             if proc.running:
-                proc.signal(signal.SIGTERM)
+                proc.signal(signal.SIGTERM if proc.url is None else signal.SIGKILL)
         for proc in self.procs.values():
             proc.stop()
 
@@ -410,6 +412,10 @@ def handshake_status(base_url: str, headers: dict[str, str]) -> int | None:
         client = _Client.connect(ws_url(base_url), headers=headers)
     except simple_websocket.ConnectionError as exc:
         return exc.status_code
+    # The server sends the switch once its handshake work is done; closing
+    # before that would leave it busy with the database after the test.
+    with contextlib.suppress(simple_websocket.ConnectionClosed):
+        client.receive(timeout=5)
     client.close()
     return None
 
@@ -550,6 +556,8 @@ class Scene:
         self._agents: dict[tuple[int, str], Agent] = {}
         self._cookies: dict[int, dict[str, str]] = {}
         self._csrf: dict[int, str] = {}
+        self._api_key: str | None = None
+        self._leads = 0
 
     # people --------------------------------------------------------------
 
@@ -627,7 +635,7 @@ class Scene:
             db.session.remove()
 
     def make_contact(
-        self, owner: Person | None = None, department: str = "sales"
+        self, owner: Person | None = None, department: str = "sales", email: str = ""
     ) -> int:
         from portal.extensions import db
         from portal.models import User
@@ -636,50 +644,56 @@ class Scene:
         with self.app.test_request_context():
             user = db.session.get(User, owner.id) if owner else None
             contact = factories.make_contact(
-                owner=user, unassigned=user is None, department=department
+                owner=user, unassigned=user is None, department=department, email=email
             )
             contact_id = contact.id
             db.session.remove()
         return contact_id
+
+    def api_key(self) -> str:
+        """A key that may send and read leads (made once per test)."""
+        if self._api_key is None:
+            from portal.apikeys.service import create_key
+            from portal.extensions import db
+            from portal.settings.service import current_account
+
+            with self.app.app_context():
+                made = create_key(
+                    current_account(), "procs", ["leads:write", "leads:read"]
+                )
+                self._api_key = made.secret
+                db.session.remove()
+        return self._api_key
 
     def post_lead(
         self,
         web: str,
         *,
         name: str | None = None,
-        contact_id: int | None = None,
-        department: str = "sales",
+        email: str | None = None,
+        department: str | None = "sales",
+        expect_state: str | None = None,
     ) -> int:
-        """A web lead arrives and is routed; returns its id."""
-        from portal.extensions import db
-        from portal.models import Contact
-        from portal.roulette import service
-        from tests import factories
-
-        with self.app.test_request_context():
-            contact = (
-                db.session.get(Contact, contact_id)
-                if contact_id
-                else factories.make_contact(
-                    unassigned=True, department=department, name=name
-                )
-            )
-            lead = factories.make_lead(contact, department=department)
-            lead_id = lead.id
-            service.route_lead(lead_id)
-            db.session.remove()
-        return lead_id
-
-    def queue_lead(self, department: str = "sales") -> int:
-        """A lead committed as queued and not routed (the test process then
-        never touches Redis: for a cluster on a Redis of its own)."""
-        from portal.extensions import db
-        from tests import factories
-
-        with self.app.test_request_context():
-            lead_id = factories.make_lead(department=department).id
-            db.session.remove()
-        return lead_id
+        """POST /api/v1/leads to `web` (answered 201); returns the lead id."""
+        self._leads += 1
+        payload = {
+            "name": name or f"Lead {self._leads}",
+            "email": email or f"lead{self._leads}-{os.urandom(3).hex()}@example.net",
+            "source": "website",
+        }
+        if department:
+            payload["department"] = department
+        status, body = json_request(
+            self.cluster.url(web),
+            "POST",
+            "/api/v1/leads",
+            payload,
+            bearer=self.api_key(),
+        )
+        assert status == 201, (status, body)
+        if expect_state is not None:
+            assert body["state"] == expect_state, body
+        return body["id"]
 
     def offers(self, lead_id: int) -> list[tuple[int, int, str]]:
         """(offer id, agent id, state) of the lead's offers, oldest first."""
@@ -771,6 +785,28 @@ def module_cluster(app, database_url: str, redis_url: str, tmp_path_factory, req
     finally:
         request.config.pluginmanager.unregister(plugin)
         running.stop()
+
+
+def settle(app) -> None:
+    """Quiet the live processes before the suite's per-test wipe.
+
+    PostgreSQL's TRUNCATE locks its tables one by one; a live transaction
+    that reads several of them in another order (the worker's full sweep,
+    every 5 s while the roulette is on) deadlocks with it, and the database
+    may pick the wipe as the victim. With the roulette off the sweep reads
+    one table per transaction; the pause lets a sweep or a socket's close in
+    flight finish.
+    """
+    from sqlalchemy import update
+
+    from portal.extensions import db
+    from portal.models import Account
+
+    with app.app_context():
+        db.session.execute(update(Account).values(roulette_enabled=False))
+        db.session.commit()
+        db.session.remove()
+    time.sleep(0.3)
 
 
 def scene_for_test(app, cluster: Cluster):

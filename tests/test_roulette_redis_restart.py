@@ -55,14 +55,14 @@ def test_redis_restarted_sockets_and_subscribers_recover_and_pending_offers_are_
 def _redis_restart(app: Flask, scene: Scene, server: PrivateRedis) -> None:
     scene.enable_roulette(timeout=60)
     first, second = scene.agents(2)
-    # The leads wait first: this process never talks to the private Redis.
-    lead1 = scene.queue_lead()
-    lead2 = scene.queue_lead()
     sock1 = scene.connect(first, "A")
     scene.switch_on(first, "A")
-    offer1 = sock1.wait_offer(timeout=10, lead_id=lead1)
     sock2 = scene.connect(second, "B")
     scene.switch_on(second, "B")
+    # Through the API: this process never talks to the private Redis.
+    lead1 = scene.post_lead("B", expect_state="offered")
+    offer1 = sock1.wait_offer(timeout=10, lead_id=lead1)
+    lead2 = scene.post_lead("A", expect_state="offered")
     offer2 = sock2.wait_offer(timeout=10, lead_id=lead2)
     account_key = "roleta:presence:1"
     assert server.client().zcard(account_key) == 2

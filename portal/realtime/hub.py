@@ -2,9 +2,12 @@
 
 Any process (a web request, an RQ job) calls `publish(user_id, html)` after its
 transaction committed. Every web process runs one subscriber thread that hands
-each message to the sockets *it* holds for that user. When Redis goes away the
-subscriber reconnects with backoff and then re-sends every local agent's
-pending offer, since pushes published meanwhile were lost.
+each message to the sockets *it* holds for that user. The channel is named
+after the Redis database: pub/sub channels are shared by every database of a
+server. When Redis goes away the subscriber reconnects with backoff, marks
+its sockets' users present again (a restarted Redis may have lost the marks)
+and re-sends every local agent's pending offer, since pushes published
+meanwhile were lost.
 """
 
 from __future__ import annotations
@@ -26,14 +29,28 @@ CHANNEL = "roleta:push"
 log = logging.getLogger(__name__)
 
 
+def channel_of(client: redis.Redis) -> str:
+    """The push channel of the deployment using `client`'s database.
+
+    Pub/sub ignores the database number: every client of a Redis server
+    hears every channel. Deployments that share a server by database number
+    (staging beside production, test runs side by side) would otherwise
+    receive each other's pushes, user ids being small integers in each.
+    """
+    db_number = client.connection_pool.connection_kwargs.get("db") or 0
+    return f"{CHANNEL}:{db_number}"
+
+
 def publish(user_id: int, html: str) -> None:
     """Deliver an HTML fragment to every socket of the user, in any process."""
-    get_redis().publish(CHANNEL, json.dumps({"u": user_id, "t": html}))
+    client = get_redis()
+    client.publish(channel_of(client), json.dumps({"u": user_id, "t": html}))
 
 
 def publish_close(user_id: int) -> None:
     """Close every socket of the user (suspension), in any process."""
-    get_redis().publish(CHANNEL, json.dumps({"u": user_id, "close": True}))
+    client = get_redis()
+    client.publish(channel_of(client), json.dumps({"u": user_id, "close": True}))
 
 
 class Connection:
@@ -121,8 +138,9 @@ class Hub:
         while True:
             pubsub = None
             try:
-                pubsub = get_redis(app).pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                client = get_redis(app)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(channel_of(client))
                 # The subscribe reply proves the subscription is in place.
                 pubsub.get_message(timeout=5, ignore_subscribe_messages=False)
                 self._subscribed.set()

@@ -58,7 +58,11 @@ def check_handshake():
 
 
 def send_state(app: Flask, user_id: int, only: Connection | None = None) -> None:
-    """(Re)send the agent's switch and pending offer to their sockets here."""
+    """(Re)send the agent's switch and pending offer to their sockets here.
+
+    Runs in an app context, and so a database session, of its own: the
+    caller must not hold a transaction open meanwhile.
+    """
     from portal.models import User
     from portal.roulette import push, service
 
@@ -106,6 +110,12 @@ def websocket(ws) -> None:
     user = current_user._get_current_object()
     user_id, account_id = user.id, user.account_id
     receives = user.can(service.RECEIVE)
+    # send_state works in a session of its own: end this one's transaction
+    # first. A thread holding one transaction while waiting on another
+    # connection deadlocks as soon as a lock request (a migration's ALTER,
+    # a TRUNCATE) queues between the two, and a burst of handshakes each
+    # holding one pooled connection and waiting for a second drains the pool.
+    db.session.remove()
     conn = Connection(ws, user_id, account_id)
     presence.touch(account_id, user_id)
     hub.register(app, conn)
