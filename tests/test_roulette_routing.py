@@ -374,6 +374,30 @@ def test_rounds_ask_everyone_again_then_park_the_lead_for_newcomers(ctx):
     assert service.pending_offer(newcomer.id).lead_id == lead.id
 
 
+def test_a_parked_lead_skips_whoever_saw_it_in_any_round(ctx):
+    enable_roulette(rounds=2)
+    a, b = agent(), agent()
+    waited(a, 20)
+    waited(b, 10)
+    lead = make_lead(department="sales")
+    service.decline(a, offer_of(service.route_lead(lead.id)).id)
+    service.decline(b, pending_for(lead).id)
+    assert (pending_for(lead).agent_id, pending_for(lead).round) == (a.id, 2)
+    service.set_available(b, False)  # b is away for the whole second round
+
+    service.decline(a, pending_for(lead).id)
+
+    assert fresh(lead).exhausted_at is not None
+    # b declined it in round 1: coming back does not bring it to her.
+    service.set_available(b, True)
+    service.sweep()
+    assert pending_for(lead) is None
+    assert reasons(service.plan(current_account(), fresh(lead)).candidates) == {
+        a.id: Skip.DECLINED,
+        b.id: Skip.DECLINED,
+    }
+
+
 def test_a_decline_while_others_are_busy_waits_for_them_not_a_new_round(ctx):
     enable_roulette(rounds=3)
     a, b = agent(), agent()

@@ -4,6 +4,7 @@ alerts managers about long waits and forgets stale presence marks."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -284,6 +285,51 @@ def test_a_long_wait_alerts_the_department_s_managers_once(ctx):
     assert notification.data["minutes"] == account.roulette_queue_alert_minutes
     assert db.session.get(Lead, lead.id, populate_existing=True).alerted_at is not None
     assert db.session.get(Lead, recent.id, populate_existing=True).alerted_at is None
+
+
+def _at_once(app, work, threads: int = 2) -> list[BaseException]:
+    """Run `work` in several threads at once, each in its own app context."""
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                work()
+            except BaseException as exc:  # reported by the caller
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(timeout=60)
+    return errors
+
+
+def test_two_sweeps_at_once_alert_once(app):
+    for attempt in range(5):
+        with app.app_context():
+            if attempt == 0:
+                enable_roulette()
+                manager_id = make_user("manager", departments=["sales"]).id
+            lead_id = make_lead(department="sales").id
+            db.session.execute(
+                db.update(Lead)
+                .where(Lead.id == lead_id)
+                .values(created_at=utcnow() - timedelta(hours=1))
+            )
+            db.session.commit()
+            db.session.remove()
+        errors = _at_once(app, lambda: service.alert_long_waits(current_account()))
+
+        with app.app_context():
+            assert not errors, errors
+            assert [a for a in alerts() if a[1] == lead_id] == [(manager_id, lead_id)]
+            db.session.remove()
 
 
 def test_without_department_managers_the_admins_are_alerted(ctx):
