@@ -523,10 +523,10 @@ def _selective_groups(user: User, filters: ContactFilters, now: datetime) -> lis
     Each is probed alone (see _narrowest); a narrow one turns the page into
     a lookup of at most PROBE_CAP ids.
     """
-    groups = []
+    groups: list[list] = []
     if filters.lead == "waiting" and queue_waiting(user):
         # A queue is short: usually the narrowest filter of all.
-        groups.append([waiting_clause(user.account_id)])
+        groups.append(_LookUpGroup([waiting_clause(user.account_id)]))
     terms = search_terms(filters.q)
     if terms:
         groups.append([prefix_clause(getattr(Contact, name), p) for name, p in terms])
@@ -542,13 +542,21 @@ def _selective_groups(user: User, filters: ContactFilters, now: datetime) -> lis
     return groups
 
 
+class _LookUpGroup(list):
+    """A selective filter whose matches are looked up by id on every
+    database. Under a scope's OR clause PostgreSQL underestimates the queue
+    semi-join and walks the contact ids backwards through most of the table
+    (86 ms on 300,000 contacts) instead of fetching the few queued ones
+    (under 5 ms)."""
+
+
 @dataclass(frozen=True)
 class _Narrowest:
     """The narrowest selective filter: how many contacts it matches (at most
-    PROBE_CAP), and their ids when they were asked for."""
+    PROBE_CAP), and their ids when they were asked for (else None)."""
 
     count: int
-    ids: list[int]
+    ids: list[int] | None
 
 
 def _narrowest(
@@ -562,6 +570,7 @@ def _narrowest(
     """
     best: _Narrowest | None = None
     for alternatives in groups:
+        wanted = fetch_ids or isinstance(alternatives, _LookUpGroup)
         count, ids = 0, set()
         for clause in alternatives:
             matches = (
@@ -575,10 +584,10 @@ def _narrowest(
             count += counted
             if count > PROBE_CAP:
                 break
-            if counted and fetch_ids:
+            if counted and wanted:
                 ids.update(db.session.scalars(matches))
         if count <= PROBE_CAP and (best is None or count < best.count):
-            best = _Narrowest(count=count, ids=sorted(ids))
+            best = _Narrowest(count=count, ids=sorted(ids) if wanted else None)
     return best
 
 
@@ -743,7 +752,7 @@ def page_plan(
         ),
         *after,
     ]
-    if narrow is not None and look_up_ids:
+    if narrow is not None and narrow.ids is not None:
         common.append(Contact.id.in_(narrow.ids))
     return PagePlan(
         selects=[
