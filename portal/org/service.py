@@ -592,8 +592,18 @@ def set_department_hours(
     nothing is saved then.
     """
     department = get_department(account, department_id)
-    # A blank zone is UTC (the model's default), spaces included.
-    hours, zone = _working_hours().clean_hours(spans, (timezone or "").strip())
+    # A day with one time only is most likely a slip: say so, rather than
+    # the format hint clean_hours gives for the blank one.
+    half_filled = {
+        f"hours_{day}": _("Give both times, or leave both blank to close the day.")
+        for day, span in spans.items()
+        if span and sum(1 for part in span if (part or "").strip()) == 1
+    }
+    try:
+        # A blank zone is UTC (the model's default), spaces included.
+        hours, zone = _working_hours().clean_hours(spans, (timezone or "").strip())
+    except ValidationError as exc:
+        raise ValidationError({**exc.fields, **half_filled}) from None
     department.working_hours = hours
     department.timezone = zone
     db.session.commit()
