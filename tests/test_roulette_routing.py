@@ -463,6 +463,16 @@ def test_a_lead_without_department_may_go_to_any_receiver(ctx):
     assert second.agent_id == support.id
 
 
+def test_a_waiting_lead_without_department_goes_to_the_first_agent_free(ctx):
+    enable_roulette()
+    lead = make_lead()
+    assert service.route_lead(lead.id) is None  # nobody online
+
+    someone = agent("support")
+
+    assert service.pending_offer(someone.id).lead_id == lead.id
+
+
 def test_roulette_off_offers_nothing(ctx):
     online = agent()
     lead = make_lead(department="sales")
