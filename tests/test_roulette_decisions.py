@@ -548,6 +548,8 @@ def test_the_accepting_agent_s_first_note_marks_the_lead_attended(ctx):
 
     add_history(admin, lead.contact_id, "note", "Someone else writes first")
     assert fresh(lead).attended_at is None
+    contact = db.session.get(Contact, lead.contact_id, populate_existing=True)
+    assert contact.attended_at is None
 
     add_history(solo, lead.contact_id, "call", "Called the customer")
     lead = fresh(lead)
@@ -557,6 +559,25 @@ def test_the_accepting_agent_s_first_note_marks_the_lead_attended(ctx):
 
     add_history(solo, lead.contact_id, "note", "And again")
     assert fresh(lead).attended_at == first
+
+
+def test_a_note_by_a_later_owner_does_not_attend_the_lead_for_the_accepting_one(
+    ctx,
+):
+    enable_roulette()
+    manager = make_user("admin")
+    solo = agent()
+    later = make_user("attendant", departments=["sales"])
+    lead = make_lead(department="sales")
+    service.accept(solo, offered(lead).id)
+    assign(manager, lead.contact_id, later.id)
+
+    add_history(later, lead.contact_id, "note", "Took over")
+
+    assert fresh(lead).attended_at is None
+    assert fresh(lead).first_response_seconds is None
+    contact = db.session.get(Contact, lead.contact_id, populate_existing=True)
+    assert contact.attended_at is not None  # the contact itself was attended
 
 
 def test_an_edit_by_the_accepting_agent_marks_the_lead_attended(ctx):
