@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from rq import Queue
 
+from portal.realtime.presence import HEARTBEAT_SECONDS
 from tests.roulette_procs import (
     PrivateRedis,
     Scene,
@@ -108,6 +109,17 @@ def _redis_restart(app: Flask, scene: Scene, server: PrivateRedis) -> None:
         timeout=15,
         what="a scheduled job to run",
     )
+    # Heartbeats alone put a lost mark back too, within HEARTBEAT_SECONDS.
+    server.client().delete(account_key)
+    lost = time.monotonic()
+    wait_until(
+        lambda: server.client().zcard(account_key) == 2,
+        timeout=HEARTBEAT_SECONDS + 3,
+        what="heartbeats to restore both marks",
+        interval=0.2,
+    )
+    beat = time.monotonic() - lost
+    scene.note(f"presence marks deleted: heartbeats restored them in {beat:.2f} s")
     scene.note(
         f"Redis restarted: offers re-sent {resent:.2f} s after it was back, "
         f"presence back after {presence_back:.2f} s"

@@ -163,6 +163,8 @@ class Hub:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             except Exception:  # never let the thread die: sockets depend on it
+                self._subscribed.clear()
+                lost = True  # pushes published meanwhile are lost too
                 log.exception("push subscriber failed; restarting")
                 time.sleep(1)
             finally:
