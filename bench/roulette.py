@@ -837,10 +837,12 @@ def consistency(
     checks.append(("frames at the wrong agent or naming the wrong lead", misdelivered))
     checks.append(("end frames whose state differs from the database", wrong_state))
     statuses = Counter(a["status"] for a in agents_out["answers"])
+    # 409 (the offer ran out before the answer came) is the roulette doing
+    # its job when the server is slow; it is reported apart.
     checks.append(
         (
-            "accept/decline answers other than 200",
-            sum(n for status, n in statuses.items() if status != 200),
+            "accept/decline answers failed (not 200 or 409)",
+            sum(n for status, n in statuses.items() if status not in (200, 409)),
         )
     )
     ignored = set(agents_out["ignored"])
@@ -1062,13 +1064,16 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         )
         children.append(agents_proc)
         kind, connected, switched_on, errors = messages.get(timeout=300)
+        # Let gunicorn close the idle keep-alive connections of the switching
+        # (2 s), so that what is left per worker is the websockets.
+        time.sleep(3)
         available, live = presence_counts(app)
         gunicorn_workers = sorted(process_tree([server.processes["web"].pid]))[1:]
         per_worker = sockets_per_process(server.port, gunicorn_workers)
         print(
             f"{connected} websockets connected, {switched_on} switched on in "
             f"{time.monotonic() - started:.1f} s (database: {available} available; "
-            f"Redis: {live} live; connections per gunicorn worker: "
+            f"Redis: {live} live; websockets per gunicorn worker: "
             f"{' / '.join(map(str, per_worker))})"
             + (f"; errors: {errors}" if errors else ""),
             flush=True,
@@ -1181,6 +1186,8 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
             f"(lead states {states_f})",
             flush=True,
         )
+        # Frames of the last decisions may still be on their way.
+        time.sleep(2)
         watch.stopping.set()
         watch.join(timeout=10)
         stop.set()
@@ -1276,10 +1283,12 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     if answers:
         took = [a["done"] - a["sent"] for a in answers]
         lag = [a["sent"] - a["due"] for a in answers]
+        too_late = sum(1 for a in answers if a["status"] == 409)
         print(
             f"  accept/decline POSTs: {len(answers)}, answered in p50 "
             f"{ms(pct(took, 50))}, p99 {ms(pct(took, 99))}; sent after the think "
-            f"time by p99 {ms(pct(lag, 99))} (client-side delay)"
+            f"time by p99 {ms(pct(lag, 99))} (client-side delay); {too_late} "
+            "answered 409 (the offer had run out before the answer was handled)"
         )
     print(
         f"  agents at the end: {available_end} available, {live_end} live; sockets "
