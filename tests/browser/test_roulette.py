@@ -8,15 +8,17 @@ import http.client
 import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import update
 
 from portal.extensions import db
-from portal.models import Contact, Lead, Offer, User
+from portal.models import Account, Contact, Lead, Offer, User
 from portal.models.base import utcnow
 from portal.roulette import service
 from tests import factories
@@ -31,6 +33,21 @@ def enable_roulette(app: Flask, timeout: int = 60, rounds: int = 1) -> None:
     with app.test_request_context():
         factories.enable_roulette(timeout=timeout, rounds=rounds)
         db.session.remove()
+
+
+@pytest.fixture(autouse=True)
+def _settle(app: Flask) -> Iterator[None]:
+    """After each test (its pages are closed by then): roulette off and a
+    short pause, so that the worker's sweep and any socket handshake still
+    in flight are done before the next test's TRUNCATE. On PostgreSQL a live
+    transaction reading several tables in another order than the TRUNCATE
+    locks them deadlocks with it."""
+    yield
+    with app.app_context():
+        db.session.execute(update(Account).values(roulette_enabled=False))
+        db.session.commit()
+        db.session.remove()
+    time.sleep(0.5)
 
 
 @pytest.fixture
