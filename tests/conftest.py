@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from signal import SIGINT, SIGTERM
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from rq import Queue, SimpleWorker
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from portal import create_app
 from portal.extensions import db
@@ -103,6 +105,21 @@ def app(tmp_path_factory, redis_url, database_url) -> Flask:
 
 
 def _wipe(app: Flask) -> None:
+    # A live server from the previous test may still be reading (a websocket
+    # handshake, the worker's sweep); PostgreSQL may then pick the TRUNCATE as
+    # a deadlock victim. The readers finish quickly: try again.
+    for attempt in range(5):
+        try:
+            _wipe_once()
+            return
+        except OperationalError as exc:
+            db.session.rollback()
+            if "deadlock detected" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _wipe_once() -> None:
     tables = list(reversed(db.metadata.sorted_tables))
     if db.engine.dialect.name == "postgresql":
         names = ", ".join(f'"{t.name}"' for t in tables)
