@@ -151,6 +151,9 @@ def server_command(kind: str, port: int, workers: int, threads: int) -> list[str
         str(threads),
         "--worker-class",
         "gthread",
+        # Open websockets would hold a graceful stop for 30 s.
+        "--graceful-timeout",
+        "2",
         "--bind",
         f"127.0.0.1:{port}",
         "--log-level",

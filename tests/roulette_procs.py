@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import simple_websocket
 
-from tests.live_http import VENV_BIN, Agent, free_port, json_request
+from tests.live_http import VENV_BIN, Agent, free_port, json_request, server_command
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
@@ -112,41 +112,6 @@ def _health(url: str) -> int | None:
         return None
 
 
-def web_command(kind: str, port: int, workers: int, threads: int) -> list[str]:
-    """`flask run` (threaded development server) or gunicorn (gthread)."""
-    if kind == "flask":
-        return [
-            str(VENV_BIN / "flask"),
-            "--app",
-            "app",
-            "run",
-            "--with-threads",
-            "--no-reload",
-            "--no-debugger",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-    return [
-        str(VENV_BIN / "gunicorn"),
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        # Open websockets would hold a graceful stop for 30 s.
-        "--graceful-timeout",
-        "2",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "app:app",
-    ]
-
-
 @dataclass
 class Cluster:
     """Web and worker processes sharing one database, Redis and RQ queue."""
@@ -186,7 +151,7 @@ class Cluster:
         url = f"http://127.0.0.1:{port}"
         proc = Proc(
             name=name,
-            command=web_command(kind, port, workers, threads),
+            command=server_command(kind, port, workers, threads),
             env=self.env(PUBLIC_URL=url),
             log_path=self.instance / f"{name}.log",
             url=url,

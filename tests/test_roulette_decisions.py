@@ -39,66 +39,14 @@ from tests.factories import (
     make_lead,
     make_user,
 )
-
-
-def agent(*departments: str, online: bool = True, **flags) -> User:
-    user = make_user("attendant", departments=list(departments or ["sales"]), **flags)
-    if online:
-        go_online(user)
-    return user
-
-
-def offered(lead: Lead) -> Offer:
-    """Route the lead and return its pending offer."""
-    service.route_lead(lead.id)
-    offer = pending_for(lead)
-    assert offer is not None, "the lead was not offered"
-    return offer
-
-
-def pending_for(lead: Lead) -> Offer | None:
-    return db.session.scalar(
-        select(Offer)
-        .where(Offer.lead_id == lead.id, Offer.state == "pending")
-        .execution_options(populate_existing=True)
-    )
-
-
-def fresh(model):
-    return db.session.get(type(model), model.id, populate_existing=True)
-
-
-def overdue(offer: Offer, seconds: float = 1) -> None:
-    """The offer's deadline passed `seconds` ago (and nobody expired it)."""
-    db.session.execute(
-        db.update(Offer)
-        .where(Offer.id == offer.id)
-        .values(expires_at=utcnow() - timedelta(seconds=seconds))
-    )
-    db.session.commit()
-
-
-def offers_of(lead: Lead) -> list[tuple[int, str]]:
-    return [
-        (o.agent_id, o.state)
-        for o in db.session.scalars(
-            select(Offer)
-            .where(Offer.lead_id == lead.id)
-            .order_by(Offer.id)
-            .execution_options(populate_existing=True)
-        )
-    ]
-
-
-def two_agents() -> tuple[User, User]:
-    first, second = agent(), agent()
-    # Turn order by switch-on time: first, then second.
-    for user, seconds in ((first, 20), (second, 10)):
-        state = db.session.get(AgentState, user.id)
-        state.available_changed_at = utcnow() - timedelta(seconds=seconds)
-    db.session.commit()
-    return first, second
-
+from tests.roulette_helpers import (
+    agent,
+    fresh,
+    offered,
+    offers_of,
+    overdue,
+    two_agents,
+)
 
 # --------------------------------------------------------------------- accept
 

@@ -31,14 +31,7 @@ from tests.factories import (
     make_lead,
     make_user,
 )
-
-
-def agent(*departments: str, online: bool = True, **flags) -> User:
-    """An attendant in `departments` (default "sales"), online unless told."""
-    user = make_user("attendant", departments=list(departments or ["sales"]), **flags)
-    if online:
-        go_online(user)
-    return user
+from tests.roulette_helpers import agent, fresh, pending_for
 
 
 def waited(user: User, seconds: float) -> None:
@@ -57,18 +50,6 @@ def reasons(candidates: list[dict] | None) -> dict[int, str]:
 def offer_of(placed: service.Placed | None) -> Offer:
     assert placed is not None, "the lead was not offered"
     return db.session.get(Offer, placed.offer_id)
-
-
-def pending_for(lead: Lead) -> Offer | None:
-    return db.session.scalar(
-        select(Offer)
-        .where(Offer.lead_id == lead.id, Offer.state == "pending")
-        .execution_options(populate_existing=True)
-    )
-
-
-def fresh(lead: Lead) -> Lead:
-    return db.session.get(Lead, lead.id, populate_existing=True)
 
 
 def set_account(**values) -> Account:

@@ -12,56 +12,14 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AgentState, Lead, Notification, Offer, User
+from portal.models import AgentState, Lead, Notification
 from portal.models.base import utcnow
 from portal.queue import enqueue, get_queue
 from portal.realtime import presence
 from portal.roulette import service
 from portal.settings.service import current_account
-from tests.factories import enable_roulette, go_online, make_lead, make_user
-
-
-def agent(*departments: str, online: bool = True) -> User:
-    user = make_user("attendant", departments=list(departments or ["sales"]))
-    if online:
-        go_online(user)
-    return user
-
-
-def two_agents() -> tuple[User, User]:
-    first, second = agent(), agent()
-    for user, seconds in ((first, 20), (second, 10)):
-        state = db.session.get(AgentState, user.id)
-        state.available_changed_at = utcnow() - timedelta(seconds=seconds)
-    db.session.commit()
-    return first, second
-
-
-def offered(lead: Lead) -> Offer:
-    placed = service.route_lead(lead.id)
-    assert placed is not None, "the lead was not offered"
-    return db.session.get(Offer, placed.offer_id)
-
-
-def overdue(offer: Offer, seconds: float = 1) -> None:
-    db.session.execute(
-        db.update(Offer)
-        .where(Offer.id == offer.id)
-        .values(expires_at=utcnow() - timedelta(seconds=seconds))
-    )
-    db.session.commit()
-
-
-def offers_of(lead: Lead) -> list[tuple[int, str]]:
-    return [
-        (o.agent_id, o.state)
-        for o in db.session.scalars(
-            select(Offer)
-            .where(Offer.lead_id == lead.id)
-            .order_by(Offer.id)
-            .execution_options(populate_existing=True)
-        )
-    ]
+from tests.factories import enable_roulette, make_lead, make_user
+from tests.roulette_helpers import agent, offered, offers_of, overdue, two_agents
 
 
 def waited(lead: Lead, minutes: float) -> None:

@@ -20,35 +20,9 @@ from portal.extensions import db
 from portal.models import Contact, Lead, Offer
 from tests.roulette_procs import (
     ISO_UTC,
-    Cluster,
     Scene,
-    module_cluster,
     now_utc,
-    scene_for_test,
-    settle,
 )
-
-
-@pytest.fixture(scope="module")
-def cluster(app: Flask, database_url: str, redis_url: str, tmp_path_factory, request):
-    # `app` is requested for its side effect: the schema is migrated.
-    yield from module_cluster(app, database_url, redis_url, tmp_path_factory, request)
-
-
-@pytest.fixture
-def settled(app: Flask, cluster: Cluster) -> None:
-    settle(app)
-
-
-@pytest.fixture(autouse=True)
-def clean_state(settled, clean_state):
-    """The suite's per-test wipe, once this module's processes are quiet."""
-    return clean_state
-
-
-@pytest.fixture
-def scene(app: Flask, cluster: Cluster, clean_state):
-    yield from scene_for_test(app, cluster)
 
 
 @pytest.mark.parametrize(("socket_on", "lead_to"), [("B", "A"), ("A", "B")])
