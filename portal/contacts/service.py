@@ -215,29 +215,22 @@ def create_contact(account: Account, creator: User, data: ContactInput) -> Conta
     if owner is None and _may_own(creator):
         owner = creator
     now = utcnow()
-    contact = Contact(
-        account_id=account.id,
-        name=cleaned.name,
-        name_search=normalize.fold(cleaned.name),
-        phone=cleaned.phone.display if cleaned.phone else None,
-        phone_e164=cleaned.phone.e164 if cleaned.phone else None,
-        phone_national=cleaned.phone.national if cleaned.phone else None,
-        email=cleaned.email,
-        email_normalized=cleaned.email,
+    contact = _contact_row(
+        account,
+        cleaned.name,
+        cleaned.phone,
+        cleaned.email,
+        now=now,
+        origin=data.origin,
         department=cleaned.department,
         campaign=cleaned.campaign,
         tags=cleaned.tags,
         custom=cleaned.custom,
-        origin=data.origin,
         created_by_id=creator.id,
         owner_id=owner.id if owner else None,
         status=ContactStatus.ASSIGNED if owner else ContactStatus.NEW,
         assigned_at=now if owner else None,
-        created_at=now,
-        last_activity_at=now,
     )
-    db.session.add(contact)
-    db.session.flush()
     if owner:
         how = AssignmentHow.SELF if owner.id == creator.id else AssignmentHow.MANUAL
         log_assignment(contact, None, owner, creator, how)
@@ -780,7 +773,33 @@ def add_unowned_contact(
     """Add a contact that nobody created or owns yet (a lead from the API),
     from already cleaned values. Flushes, does not commit: the caller's
     transaction writes it together with what belongs to it, or nothing."""
-    now = utcnow()
+    return _contact_row(
+        account,
+        name,
+        phone,
+        email,
+        now=utcnow(),
+        origin=origin,
+        department_id=department_id,
+        campaign_id=campaign_id,
+        tags=[],
+        custom={},
+        status=ContactStatus.NEW,
+    )
+
+
+def _contact_row(
+    account: Account,
+    name: str,
+    phone: normalize.Phone | None,
+    email: str | None,
+    *,
+    now: datetime,
+    origin: str,
+    **columns,
+) -> Contact:
+    """Add (and flush) a contact from cleaned values, with the search forms
+    of its name, phone and email filled in."""
     contact = Contact(
         account_id=account.id,
         name=name,
@@ -790,16 +809,10 @@ def add_unowned_contact(
         phone_national=phone.national if phone else None,
         email=email,
         email_normalized=email,
-        department_id=department_id,
-        campaign_id=campaign_id,
-        tags=[],
-        custom={},
         origin=origin,
-        created_by_id=None,
-        owner_id=None,
-        status=ContactStatus.NEW,
         created_at=now,
         last_activity_at=now,
+        **columns,
     )
     db.session.add(contact)
     db.session.flush()
