@@ -217,11 +217,14 @@ class CpuMeter:
         parts = []
         ours = 0.0
         hz = os.sysconf("SC_CLK_TCK")
+        # CPU seconds per group, for figures per lead.
+        self.seconds: dict[str, float] = {}
         for name in self.groups:
             first = self.first[name]
             used = sum(
                 ticks - first.get(pid, 0) for pid, ticks in self.last[name].items()
             )
+            self.seconds[name] = used / hz
             cores = used / hz / elapsed
             ours += cores
             parts.append(f"{name} {cores:.2f}")
@@ -1079,14 +1082,18 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
             flush=True,
         )
 
-        def server_pids() -> set[int]:
-            return process_tree([p.pid for p in server.processes.values()])
+        def web_pids() -> set[int]:
+            return process_tree([server.processes["web"].pid])
+
+        def worker_pids() -> set[int]:
+            return process_tree([server.processes["worker"].pid])
 
         def client_pids() -> set[int]:
             return process_tree([c.pid for c in children if c.is_alive()])
 
         groups = {
-            "portal (web+worker)": server_pids,
+            "gunicorn": web_pids,
+            "worker": worker_pids,
             "bench clients": client_pids,
             # Shared with other users of the same Redis when it is not ours.
             "redis-server": lambda: pids_named("redis-server"),
@@ -1145,6 +1152,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         steady_proc.join(timeout=args.seconds + 300)
         baseline_proc.join(timeout=60)
         steady_cpu = meter.stop()
+        steady_portal_s = (meter.seconds["gunicorn"], meter.seconds["worker"])
         drained_s, states = wait_drained(app, args.timeout * 3 + 60)
         steady_window = (start_at - 1, time.time())
         print(
@@ -1179,6 +1187,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         for proc in flood_procs:
             proc.join(timeout=args.flood_seconds + 300)
         flood_cpu = meter.stop()
+        flood_portal_s = (meter.seconds["gunicorn"], meter.seconds["worker"])
         flood_window = (flood_at - 1, time.time())
         drained_f, states_f = wait_drained(app, args.timeout * 3 + 300)
         print(
@@ -1220,6 +1229,14 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     print()
     print(f"results (raw records in {work}; server logs in {server.instance})")
     print(f"  steady phase: {steady_cpu}")
+    steady_ok = sum(1 for r in steady if r["status"] == 201)
+    if steady_ok:
+        web_s, worker_s = steady_portal_s
+        print(
+            f"  portal CPU per lead (steady; CPU time / leads, answers, pushes and "
+            f"sweeps included): gunicorn {web_s / steady_ok * 1000:.0f} ms + "
+            f"worker {worker_s / steady_ok * 1000:.0f} ms"
+        )
     lines, latency_ok = report_latency(steady, agents_out["frames"], baseline)
     for line in lines:
         print(line)
@@ -1242,6 +1259,13 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     post_times = [r["done"] - r["sent"] for r in created]
     flood_states = Counter(r["state"] for r in created)
     print(f"  flood phase: {flood_cpu}")
+    if created:
+        web_s, worker_s = flood_portal_s
+        print(
+            f"  portal CPU per lead (flood): gunicorn "
+            f"{web_s / len(created) * 1000:.0f} ms + worker "
+            f"{worker_s / len(created) * 1000:.0f} ms"
+        )
     print(
         f"  intake throughput, roulette on, {args.agents} agents answering, "
         f"{args.flood_clients} clients in {args.flood_processes} processes for "
