@@ -24,7 +24,16 @@ each available and connects one websocket per agent. Then:
 
 `--pg` creates (and afterwards drops) the PostgreSQL database `helper_bench`
 and uses Redis db 8; DATABASE_URL/REDIS_URL in the environment win over
-both. Passwords are hashed at a bench-sized Argon2 cost
+both. `--intake direct` creates and routes leads in the load processes
+through the service instead of HTTP (to tell the API's cost from the
+roulette's); `--py-spy PATH` samples the server processes during each phase
+(summary: `python -m bench.roulette_profile RAW_FOLDER`).
+
+Why 2 gunicorn workers x 250 threads: one process per core (the GIL), and
+every websocket holds a thread for its whole life while gunicorn does not
+spread sockets evenly between workers (100/100 to 130/70 seen), so each
+worker keeps well over 100 threads free for HTTP even when it holds most
+of the 200 sockets. Passwords are hashed at a bench-sized Argon2 cost
 (PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=8192) so 200 sign-ins
 take seconds; sign-in is not what this measures.
 """
