@@ -916,10 +916,13 @@ def report_latency(
             f"({len(arrivals)} of {baseline['published']} messages)"
         )
     if post_times:
+        span = max(p["sent"] for p in posted) - min(p["sent"] for p in posted)
+        achieved = len(posted) / span if span > 0 else 0.0
         lines.append(
             f"  lead POST answered (201) in: p50 {ms(pct(post_times, 50))}, "
             f"p99 {ms(pct(post_times, 99))}; sends behind schedule p99 "
-            f"{ms(pct(late_sends, 99))}"
+            f"{ms(pct(late_sends, 99))} (rate achieved {achieved:.1f} leads/s: "
+            "the intake's threads wait for answers, so a slow server slows it)"
         )
     return lines, ok
 
