@@ -674,3 +674,24 @@ def test_a_hand_assignment_racing_a_routing_leaves_no_pending_offer_behind(app):
             db.session.execute(db.update(AgentState).values(available=False))
             db.session.commit()
             db.session.remove()
+
+
+def test_a_stale_plan_never_asks_again_an_agent_who_declined_meanwhile(ctx):
+    # Plans are read without locks: one made before a decline must not land
+    # after it and offer the lead to the same agent again in the same round.
+    enable_roulette()
+    first, second = two_agents()
+    lead = make_lead(department="sales")
+    account = current_account()
+    stale_lead = fresh(lead)
+    stale_plan = service.plan(account, stale_lead)
+    assert stale_plan.chosen.id == first.id
+
+    offer = offered(lead)
+    assert offer.agent_id == first.id
+    assert offered(make_lead(department="sales")).agent_id == second.id
+    service.decline(first, offer.id)
+    assert fresh(lead).state == "queued"  # second is busy: the lead waits
+
+    assert service._place(account, stale_lead, stale_plan) == service.LEAD_MOVED
+    assert offers_of(lead) == [(first.id, "declined")]

@@ -110,36 +110,45 @@ class AppContextWorker(SimpleWorker):
         return started
 
 
-# The sweeper expires overdue offers every tick and does the rest of the
-# roulette's safety net every FULL_SWEEP_EVERY ticks.
-SWEEP_SECONDS = 1.0
-FULL_SWEEP_EVERY = 5
+# Overdue offers are expired every EXPIRY_SECONDS; the rest of the roulette's
+# safety net (waiting leads, long-wait alerts, stale presence) runs every
+# FULL_SWEEP_SECONDS in a thread of its own, so a long pass over the queue
+# never delays an expiry.
+EXPIRY_SECONDS = 0.5
+FULL_SWEEP_SECONDS = 5.0
 
 
 class Sweeper(threading.Thread):
-    """Runs the roulette's sweep beside the worker, whatever jobs it runs.
+    """Runs part of the roulette's sweep beside the worker, whatever jobs it
+    runs.
 
-    rq's scheduler may take minutes to fail over after a crash; this keeps
-    an offer's lateness bounded by one tick after the worker (re)starts.
+    rq's scheduler may take minutes to fail over after a crash; the expiry
+    sweeper keeps an offer's lateness bounded by one tick after the worker
+    (re)starts.
     """
 
-    def __init__(self, app: Flask) -> None:
-        super().__init__(name="roleta-sweeper", daemon=True)
+    def __init__(self, app: Flask, *, full: bool) -> None:
+        super().__init__(
+            name="roleta-sweeper" if full else "roleta-expiry", daemon=True
+        )
         self.app = app
+        self.full = full
+        self.interval = FULL_SWEEP_SECONDS if full else EXPIRY_SECONDS
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from portal.roulette.service import sweep
+        from portal.roulette.service import sweep, sweep_queue
 
-        tick = 0
         while not self.stopping.is_set():
             try:
                 with self.app.app_context():
-                    sweep(full=tick % FULL_SWEEP_EVERY == 0)
+                    if self.full:
+                        sweep_queue()
+                    else:
+                        sweep(full=False)
             except Exception:  # a database or Redis blip: try next tick
                 log.exception("roulette sweep failed")
-            tick += 1
-            self.stopping.wait(SWEEP_SECONDS)
+            self.stopping.wait(self.interval)
 
 
 def run_worker(app: Flask, *, burst: bool = False) -> bool:
@@ -148,8 +157,8 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
     return once the queue is empty (no sweeper). Returns whether any job ran."""
     connection = get_redis(app)
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-    sweeper = None if burst else Sweeper(app)
-    if sweeper is not None:
+    sweepers = [] if burst else [Sweeper(app, full=False), Sweeper(app, full=True)]
+    for sweeper in sweepers:
         sweeper.start()
     try:
         if burst:
@@ -177,6 +186,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
             if worker.stop_asked:
                 return worked
     finally:
-        if sweeper is not None:
+        for sweeper in sweepers:
             sweeper.stopping.set()
+        for sweeper in sweepers:
             sweeper.join(timeout=5)

@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.contacts.service import log_assignment
@@ -116,7 +117,7 @@ class Plan:
     agents: list[Agent]
     chosen: Agent | None
 
-    @property
+    @cached_property
     def candidates(self) -> list[dict]:
         return [
             {
@@ -131,6 +132,18 @@ class Plan:
 
     def any(self, reason: str) -> bool:
         return any(a.reason == reason for a in self.agents)
+
+    def next_choice(self) -> Agent | None:
+        """A rival routing took the chosen agent meanwhile: mark them busy and
+        choose the next eligible one in turn order, without planning again."""
+        if self.chosen is not None:
+            self.chosen.reason = Skip.BUSY
+        waiting = [a for a in self.agents if a.reason == "later"]
+        self.chosen = waiting[0] if waiting else None
+        if self.chosen is not None:
+            self.chosen.reason = Skip.CHOSEN
+        self.__dict__.pop("candidates", None)
+        return self.chosen
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -323,10 +336,14 @@ def route_lead(lead_id: int) -> Placed | None:
             else:
                 db.session.rollback()
             return None
-        placed = _place(account, lead, chosen_plan, now)
-        if placed is not None:
-            after_offer(placed)
-            return placed
+        while chosen_plan.chosen is not None:
+            placed = _place(account, lead, chosen_plan)
+            if isinstance(placed, Placed):
+                after_offer(placed)
+                return placed
+            if placed == LEAD_MOVED:
+                break
+            chosen_plan.next_choice()
     log.warning("lead %s: gave up routing after %d collisions", lead_id, MAX_ATTEMPTS)
     return None
 
@@ -361,19 +378,41 @@ def _next_round(account: Account, lead: Lead, lead_plan: Plan, now: datetime) ->
     return True  # evaluate once more: agents who never saw it may be free
 
 
-def _place(account: Account, lead: Lead, lead_plan: Plan, now: datetime):
+# What _place says when it placed nothing: the lead moved on (stop), or a
+# rival routing took the agent (try the next one).
+LEAD_MOVED = "lead moved"
+AGENT_TAKEN = "agent taken"
+
+
+def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
     agent = lead_plan.chosen
+    # Stamped now, not when planning began: the agent gets the whole timeout.
+    now = utcnow()
     expires_at = now + timedelta(seconds=account.roulette_offer_timeout)
+    # The plan was read without locks. The lead must still be where the plan
+    # saw it (queued, same round), and the agent must not have declined it
+    # meanwhile: a stale plan must not ask them again.
+    declined = exists().where(
+        Offer.lead_id == lead.id,
+        Offer.agent_id == agent.id,
+        Offer.state.in_(ENDED_WITHOUT_OWNER),
+        true() if lead.exhausted_at is not None else Offer.round == lead.round,
+    )
     try:
         moved = db.session.execute(
             update(Lead)
-            .where(Lead.id == lead.id, Lead.state == "queued")
+            .where(
+                Lead.id == lead.id,
+                Lead.state == "queued",
+                Lead.round == lead.round,
+                ~declined,
+            )
             .values(state="offered", routing=lead_plan.candidates)
             .execution_options(synchronize_session=False)
         ).rowcount
         if not moved:
             db.session.rollback()
-            return None
+            return LEAD_MOVED
         offer = Offer(
             account_id=account.id,
             lead_id=lead.id,
@@ -395,9 +434,9 @@ def _place(account: Account, lead: Lead, lead_plan: Plan, now: datetime):
         )
         db.session.commit()
     except IntegrityError:
-        # A rival routing gave this agent an offer first; try again.
+        # A rival routing gave this agent an offer first.
         db.session.rollback()
-        return None
+        return AGENT_TAKEN
     return Placed(offer_id=offer.id, agent_id=agent.id, expires_at=expires_at)
 
 
@@ -940,37 +979,26 @@ def expire_overdue(now: datetime | None = None, limit: int = 200) -> int:
     return sum(1 for offer_id in overdue if expire_offer(offer_id, now))
 
 
-def dispatch(account: Account) -> int:
-    """Offer waiting leads to every free online agent; returns offers made."""
+def dispatch(account: Account, limit: int = 50) -> int:
+    """Route the oldest waiting leads once each; returns offers made.
+
+    One plan per waiting lead per sweep (not one scan per free agent), so the
+    sweep stays cheap however many agents are free.
+    """
     if not account.roulette_enabled:
         return 0
-    anything_waiting = db.session.scalar(
-        select(Lead.id)
-        .where(Lead.account_id == account.id, Lead.state == "queued")
-        .limit(1)
-    )
-    if anything_waiting is None:
-        return 0
-    live = presence.live_user_ids(account.id)
-    if not live:
-        return 0
-    free = list(
+    waiting = list(
         db.session.scalars(
-            select(AgentState.user_id)
-            .where(
-                AgentState.account_id == account.id,
-                AgentState.available.is_(True),
-                AgentState.user_id.in_(live),
-                ~exists().where(
-                    Offer.agent_id == AgentState.user_id,
-                    Offer.state == OfferState.PENDING,
-                ),
-            )
-            .order_by(AgentState.last_offer_at.nulls_first(), AgentState.user_id)
+            select(Lead.id)
+            .where(Lead.account_id == account.id, Lead.state == "queued")
+            .order_by(Lead.id)
+            .limit(limit)
         )
     )
     db.session.rollback()
-    return sum(1 for agent_id in free if offer_to_agent(agent_id) is not None)
+    if not waiting or not presence.live_user_ids(account.id):
+        return 0
+    return sum(1 for lead_id in waiting if route_lead(lead_id) is not None)
 
 
 def alert_long_waits(account: Account, now: datetime | None = None) -> int:
@@ -1068,14 +1096,10 @@ def _notify_managers(
     return made
 
 
-def sweep(full: bool = True) -> dict[str, int]:
-    """The safety net, run every second by each worker: expire overdue
-    offers; with `full`, also offer waiting leads to free agents, alert
-    managers about long waits and forget stale presence marks."""
-    figures = {"expired": expire_overdue()}
-    if not full:
-        return figures
-    figures.update(dispatched=0, alerted=0)
+def sweep_queue() -> dict[str, int]:
+    """The slower half of the safety net: offer waiting leads, alert managers
+    about long waits, forget stale presence marks."""
+    figures = {"dispatched": 0, "alerted": 0}
     for account in db.session.scalars(
         select(Account).where(Account.roulette_enabled.is_(True))
     ).all():
@@ -1083,4 +1107,13 @@ def sweep(full: bool = True) -> dict[str, int]:
         figures["alerted"] += alert_long_waits(account)
         presence.prune(account.id)
     db.session.rollback()
+    return figures
+
+
+def sweep(full: bool = True) -> dict[str, int]:
+    """The safety net (the worker runs the expiry every half second and the
+    rest every five): expire overdue offers; with `full`, also `sweep_queue`."""
+    figures = {"expired": expire_overdue()}
+    if full:
+        figures.update(sweep_queue())
     return figures
