@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, has_request_context
 from flask_babel import force_locale
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Contact, Department, Lead, Notification, Offer, User
@@ -41,12 +42,17 @@ def iso(moment: datetime | None) -> str | None:
 
 def render_for(user: User, block: str, **context) -> str:
     """Render a block of the push template as `user` would read it."""
+    return render_in(user.language, block, **context)
+
+
+def render_in(language: str | None, block: str, **context) -> str:
+    """Render a block of the push template in `language` (None: English)."""
     with ExitStack() as stack:
         if not has_request_context():
             # Jobs have no request: give url_for and the context processors one.
             base = current_app.config.get("PUBLIC_URL") or "http://localhost/"
             stack.enter_context(current_app.test_request_context(base_url=base))
-        stack.enter_context(force_locale(user.language or "en"))
+        stack.enter_context(force_locale(language or "en"))
         return render_block(TEMPLATE, block, iso=iso, pushed=True, **context)
 
 
@@ -66,9 +72,13 @@ def offer_context(offer: Offer) -> dict:
     }
 
 
+def _language_of(user_id: int) -> str | None:
+    # Only the language: loading the User would also load its role and grants.
+    return db.session.scalar(select(User.language).where(User.id == user_id))
+
+
 def offer_html(offer: Offer) -> str:
-    agent = db.session.get(User, offer.agent_id)
-    return render_for(agent, "offer", **offer_context(offer))
+    return render_in(_language_of(offer.agent_id), "offer", **offer_context(offer))
 
 
 def offer(offer_id: int) -> None:
@@ -83,8 +93,10 @@ def offer_state(offer_id: int) -> None:
     found = db.session.get(Offer, offer_id)
     if found is None:
         return
-    agent = db.session.get(User, found.agent_id)
-    publish(found.agent_id, render_for(agent, "offer_state", **offer_context(found)))
+    html = render_in(
+        _language_of(found.agent_id), "offer_state", **offer_context(found)
+    )
+    publish(found.agent_id, html)
 
 
 def presence(user_id: int, automatic: bool = False) -> None:

@@ -407,7 +407,9 @@ def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
                 Lead.round == lead.round,
                 ~declined,
             )
-            .values(state="offered", routing=lead_plan.candidates)
+            # `routing` says why a lead waits; an offered lead's candidates
+            # are on its offer.
+            .values(state="offered")
             .execution_options(synchronize_session=False)
         ).rowcount
         if not moved:
