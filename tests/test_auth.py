@@ -252,3 +252,23 @@ def test_production_password_cost_is_argon2_cffi_default(monkeypatch, tmp_path):
     default = PasswordHasher()
     assert config["PASSWORD_HASH_TIME_COST"] == default.time_cost
     assert config["PASSWORD_HASH_MEMORY_KIB"] == default.memory_cost
+
+
+def test_the_postgresql_pool_is_sized_from_the_environment(monkeypatch, tmp_path):
+    from portal.config import build_config
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://roleta@db/roleta")
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "40")
+    monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "20")
+    options = build_config({"INSTANCE_PATH": str(tmp_path)})[
+        "SQLALCHEMY_ENGINE_OPTIONS"
+    ]
+    assert options["pool_size"] == 40
+    assert options["max_overflow"] == 20
+
+    # SQLite's pools take no size: the options are left out.
+    monkeypatch.delenv("DATABASE_URL")
+    options = build_config({"INSTANCE_PATH": str(tmp_path)})[
+        "SQLALCHEMY_ENGINE_OPTIONS"
+    ]
+    assert "pool_size" not in options
