@@ -206,13 +206,14 @@ def test_no_second_offer_for_a_replayed_lead(client, key):
 def test_with_the_roulette_on_the_online_agent_gets_the_offer(client, key):
     factories.enable_roulette()
     agent = factories.make_user("attendant")
+    agent_id = agent.id  # the session is removed below
     factories.go_online(agent)
     response = post(client, key, {"name": "Gil", "phone": "+55 11 98888-7777"})
     assert response.status_code == 201
     assert response.get_json()["state"] == "offered"
     db.session.remove()
     offer = db.session.scalar(select(Offer))
-    assert offer.agent_id == agent.id and offer.state == "pending"
+    assert offer.agent_id == agent_id and offer.state == "pending"
     assert offer.lead_id == response.get_json()["id"]
     assert db.session.get(Lead, offer.lead_id).state == "offered"
 
