@@ -583,6 +583,12 @@ class Scene:
             HX_Request="true",
         )
 
+    def online(self, person: Person, web: str) -> Socket:
+        """Connect the agent's socket on `web` and switch them available."""
+        sock = self.connect(person, web)
+        self.switch_on(person, web)
+        return sock
+
     def switch_on(self, person: Person, web: str, on: bool = True) -> None:
         status, body = self.post(
             person, web, "/presence", {"available": "1" if on else "0"}

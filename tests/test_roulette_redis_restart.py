@@ -56,10 +56,8 @@ def test_redis_restarted_sockets_and_subscribers_recover_and_pending_offers_are_
 def _redis_restart(app: Flask, scene: Scene, server: PrivateRedis) -> None:
     scene.enable_roulette(timeout=60)
     first, second = scene.agents(2)
-    sock1 = scene.connect(first, "A")
-    scene.switch_on(first, "A")
-    sock2 = scene.connect(second, "B")
-    scene.switch_on(second, "B")
+    sock1 = scene.online(first, "A")
+    sock2 = scene.online(second, "B")
     # Through the API: this process never talks to the private Redis.
     lead1 = scene.post_lead("B", expect_state="offered")
     offer1 = sock1.wait_offer(timeout=10, lead_id=lead1)

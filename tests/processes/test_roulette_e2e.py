@@ -31,8 +31,7 @@ def test_a_lead_posted_to_one_process_reaches_the_agent_on_another_and_accept_ow
 ):
     scene.enable_roulette(timeout=60)
     (ana,) = scene.agents(1)
-    sock = scene.connect(ana, socket_on)
-    scene.switch_on(ana, socket_on)
+    sock = scene.online(ana, socket_on)
 
     started = time.monotonic()
     lead_id = scene.post_lead(lead_to, name="Ana's lead", expect_state="offered")
@@ -77,10 +76,8 @@ def test_an_unanswered_offer_expires_and_goes_to_the_next_agent(
 ):
     scene.enable_roulette(timeout=10)
     first, second = scene.agents(2)
-    sock1 = scene.connect(first, "B")
-    scene.switch_on(first, "B")
-    sock2 = scene.connect(second, "A")
-    scene.switch_on(second, "A")
+    sock1 = scene.online(first, "B")
+    sock2 = scene.online(second, "A")
 
     lead_id = scene.post_lead("A")
     offer = sock1.wait_offer(timeout=10, lead_id=lead_id)
@@ -111,10 +108,8 @@ def test_the_contacts_owner_gets_the_offer_before_a_longer_waiting_agent(
 ):
     scene.enable_roulette(timeout=60)
     waiting, owner = scene.agents(2)
-    sock_waiting = scene.connect(waiting, "A")
-    scene.switch_on(waiting, "A")
-    sock_owner = scene.connect(owner, "B")
-    scene.switch_on(owner, "B")
+    sock_waiting = scene.online(waiting, "A")
+    sock_owner = scene.online(owner, "B")
 
     # She owns the contact; its new lead comes in by the same email.
     scene.make_contact(owner=owner, email="returning@example.net")
@@ -160,8 +155,7 @@ def test_a_pending_offer_is_sent_again_on_reconnect_to_any_process(
 ):
     scene.enable_roulette(timeout=60)
     (agent,) = scene.agents(1)
-    sock = scene.connect(agent, "B")
-    scene.switch_on(agent, "B")
+    sock = scene.online(agent, "B")
     lead_id = scene.post_lead("A")
     offer = sock.wait_offer(timeout=10, lead_id=lead_id)
     sock.close()

@@ -50,10 +50,8 @@ def test_the_expiry_job_run_twice_hands_the_lead_on_once(app: Flask, scene: Scen
 
     scene.enable_roulette(timeout=60)
     first, second = scene.agents(2)
-    sock1 = scene.connect(first, "B")
-    scene.switch_on(first, "B")
-    sock2 = scene.connect(second, "A")
-    scene.switch_on(second, "A")
+    sock1 = scene.online(first, "B")
+    sock2 = scene.online(second, "A")
     lead_id = scene.post_lead("A")
     offer = sock1.wait_offer(timeout=10, lead_id=lead_id)
 
@@ -130,8 +128,7 @@ def _race_once(app: Flask, scene: Scene, n: int, offset: float) -> str:
 
     # A department each: nothing of an earlier round comes to this agent.
     (agent,) = scene.agents(1, department=f"race-{n}")
-    sock = scene.connect(agent, "B")
-    scene.switch_on(agent, "B")
+    sock = scene.online(agent, "B")
     lead_id = scene.post_lead("A", department=f"race-{n}")
     offer = sock.wait_offer(timeout=10, lead_id=lead_id)
     deadline = now_utc() + timedelta(seconds=0.6)
@@ -209,10 +206,8 @@ def test_a_killed_worker_restarted_expires_every_overdue_offer_and_moves_on(
 ):
     scene.enable_roulette(timeout=60)
     first, second = scene.agents(2)
-    sock1 = scene.connect(first, "A")
-    scene.switch_on(first, "A")
-    sock2 = scene.connect(second, "B")
-    scene.switch_on(second, "B")
+    sock1 = scene.online(first, "A")
+    sock2 = scene.online(second, "B")
     lead1 = scene.post_lead("A")
     offer1 = sock1.wait_offer(timeout=10, lead_id=lead1)
     lead2 = scene.post_lead("B")
@@ -298,8 +293,7 @@ def test_a_lead_whose_offer_rolls_back_sends_no_push_and_schedules_no_job(
 ):
     scene.enable_roulette(timeout=60)
     (agent,) = scene.agents(1)
-    sock = scene.connect(agent, "B")
-    scene.switch_on(agent, "B")
+    sock = scene.online(agent, "B")
     sock.collect(0.3)
 
     undo = _refuse_offers(app)
@@ -336,10 +330,8 @@ def test_suspending_a_connected_agent_closes_the_socket_and_passes_the_offer_on(
     scene.enable_roulette(timeout=60)
     first, second = scene.agents(2)
     (admin,) = scene.agents(1, role="admin")
-    sock1 = scene.connect(first, "B")
-    scene.switch_on(first, "B")
-    sock2 = scene.connect(second, "A")
-    scene.switch_on(second, "A")
+    sock1 = scene.online(first, "B")
+    sock2 = scene.online(second, "A")
     lead_id = scene.post_lead("A")
     offer = sock1.wait_offer(timeout=10, lead_id=lead_id)
 
