@@ -90,11 +90,12 @@ def build_config(overrides: dict | None = None) -> dict:
         # Keep-alive pings through proxies and NATs; agents send tiny messages.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 20, "max_message_size": 4096},
     }
-    if not cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+    uri = cfg["SQLALCHEMY_DATABASE_URI"]
+    if not (uri.startswith("sqlite") and ":memory:" in uri):
         # Each gunicorn thread may hold a connection for a request; size the
-        # pool to the threads that query at once, within the database's
-        # max_connections (SQLAlchemy's defaults: 5 + 10). SQLite's pools
-        # take no size.
+        # pool to the threads that query at once (SQLAlchemy's defaults:
+        # 5 + 10), within PostgreSQL's max_connections. A SQLite file is
+        # pooled the same way; only an in-memory one takes no size.
         cfg["SQLALCHEMY_ENGINE_OPTIONS"].update(
             pool_size=int(os.environ.get("DATABASE_POOL_SIZE", "5")),
             max_overflow=int(os.environ.get("DATABASE_MAX_OVERFLOW", "10")),

@@ -254,7 +254,7 @@ def test_production_password_cost_is_argon2_cffi_default(monkeypatch, tmp_path):
     assert config["PASSWORD_HASH_MEMORY_KIB"] == default.memory_cost
 
 
-def test_the_postgresql_pool_is_sized_from_the_environment(monkeypatch, tmp_path):
+def test_the_database_pool_is_sized_from_the_environment(monkeypatch, tmp_path):
     from portal.config import build_config
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://roleta@db/roleta")
@@ -266,8 +266,16 @@ def test_the_postgresql_pool_is_sized_from_the_environment(monkeypatch, tmp_path
     assert options["pool_size"] == 40
     assert options["max_overflow"] == 20
 
-    # SQLite's pools take no size: the options are left out.
+    # A SQLite file is pooled alike (SQLAlchemy's QueuePool, 5 + 10 unless
+    # told): 250 threads would otherwise queue for 15 connections.
     monkeypatch.delenv("DATABASE_URL")
+    options = build_config({"INSTANCE_PATH": str(tmp_path)})[
+        "SQLALCHEMY_ENGINE_OPTIONS"
+    ]
+    assert (options["pool_size"], options["max_overflow"]) == (40, 20)
+
+    # An in-memory SQLite database takes no pool size: the options are left out.
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
     options = build_config({"INSTANCE_PATH": str(tmp_path)})[
         "SQLALCHEMY_ENGINE_OPTIONS"
     ]
