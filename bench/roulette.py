@@ -1020,6 +1020,13 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     )
     args = parser.parse_args()
 
+    if args.pg:
+        # More connections for 250 threads a process, with the three
+        # processes within PostgreSQL's max_connections (100 here). SQLite
+        # keeps the default 5 + 10: more connections there only means more
+        # writers polling for its one write lock (30 + 30 doubled the
+        # answers' waits and made some give up with "database is locked").
+        BENCH_ENV.update(DATABASE_POOL_SIZE="15", DATABASE_MAX_OVERFLOW="10")
     os.environ.update(BENCH_ENV)
     from bench.common import make_app
     from bench.roulette_agents import run_agents

@@ -178,20 +178,39 @@ class Cluster:
         proc.start()
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Every web process answers its health check; none has exited."""
+        """Every web process answers its health check, a running worker's
+        router holds its lease (so requests hand routing to it), and no
+        process has exited."""
         deadline = time.monotonic() + timeout
         pending = [p for p in self.procs.values() if p.url]
         while pending:
             self.check_running()
             pending = [p for p in pending if _health(p.url) != 200]
             if not pending:
-                return
+                break
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{pending[0].name} did not answer /api/v1/health within "
                     f"{timeout}s:\n{pending[0].log_tail()}"
                 )
             time.sleep(0.1)
+        if any(p.running and not p.url for p in self.procs.values()):
+            self.wait_router(deadline - time.monotonic())
+
+    def wait_router(self, timeout: float) -> None:
+        import redis
+
+        from portal.roulette.router import LEASE
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            wait_until(
+                lambda: client.exists(LEASE),
+                timeout=max(timeout, 1.0),
+                what="the worker's router to hold its lease",
+            )
+        finally:
+            client.close()
 
     def check_running(self) -> None:
         """Fail with the log of any process that has exited."""

@@ -152,14 +152,19 @@ class Sweeper(threading.Thread):
 
 
 def run_worker(app: Flask, *, burst: bool = False) -> bool:
-    """Work on the app's queue with the scheduler and the roulette's sweeper
-    until stopped (SIGINT/SIGTERM ask for a warm shutdown). In burst mode,
+    """Work on the app's queue with the scheduler, the roulette's router and
+    its sweeper until stopped (SIGINT/SIGTERM ask for a warm shutdown). In burst mode,
     return once the queue is empty (no sweeper). Returns whether any job ran."""
     connection = get_redis(app)
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
+    from portal.roulette.router import Router
+
     sweepers = [] if burst else [Sweeper(app, full=False), Sweeper(app, full=True)]
     for sweeper in sweepers:
         sweeper.start()
+    router = None if burst else Router(app)
+    if router is not None:
+        router.start()
     try:
         if burst:
             worker = AppContextWorker(
@@ -186,6 +191,8 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
             if worker.stop_asked:
                 return worked
     finally:
+        if router is not None:
+            router.stop()
         for sweeper in sweepers:
             sweeper.stopping.set()
         for sweeper in sweepers:

@@ -295,18 +295,19 @@ def receive_lead(account: Account, payload: dict) -> Intake:
 def _route(lead: Lead) -> str:
     """Offer the committed lead; its state afterwards (queued when routing
     failed: the sweeper offers it later)."""
-    from portal.roulette.service import route_lead
+    from portal.roulette.service import route_soon
 
     try:
-        placed = route_lead(lead.id)
+        placed = route_soon(lead_id=lead.id)
     except Exception:
         db.session.rollback()
         log.exception("routing lead %s failed; it waits for the sweep", lead.id)
         return "queued"
     if placed is not None:
         return "offered"
-    # route_lead re-read the lead (populate_existing): a rival routing or a
-    # quick accept may have moved it on already.
+    # Routed here, route_lead re-read the lead (populate_existing): a rival
+    # routing or a quick accept may have moved it on already. Handed to the
+    # router, it is still queued as far as this request knows.
     return lead.state
 
 

@@ -122,7 +122,7 @@ def websocket(ws) -> None:
     try:
         send_state(app, user_id, only=conn)
         if receives:
-            service.offer_to_agent(user_id)
+            service.route_soon(agent_id=user_id)
         # Nothing below needs a connection while we wait on the socket.
         db.session.remove()
         last_touch = time.monotonic()

@@ -9,7 +9,9 @@ notification lands at the top of `#notification-tray`.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from flask import current_app, has_request_context
 from flask_babel import force_locale
@@ -79,6 +81,42 @@ def _language_of(user_id: int) -> str | None:
 
 def offer_html(offer: Offer) -> str:
     return render_in(_language_of(offer.agent_id), "offer", **offer_context(offer))
+
+
+@dataclass(frozen=True)
+class OfferCard:
+    """What the pop-up shows, as the router read it with the waiting lead:
+    a placed offer is pushed without reading anything back."""
+
+    lead_id: int
+    contact_name: str
+    source: str | None
+    message: str | None
+    department_name: str | None
+    language: str | None
+
+
+def placed_offer(placed, card: OfferCard) -> None:
+    """Push an offer just placed (`service.Placed`) to its agent."""
+    offer = SimpleNamespace(
+        id=placed.offer_id,
+        lead_id=card.lead_id,
+        offered_at=placed.offered_at,
+        expires_at=placed.expires_at,
+    )
+    left = (_aware(placed.expires_at) - utcnow()).total_seconds()
+    html = render_in(
+        card.language,
+        "offer",
+        offer=offer,
+        lead=SimpleNamespace(source=card.source, message=card.message),
+        contact=SimpleNamespace(name=card.contact_name),
+        department=(
+            SimpleNamespace(name=card.department_name) if card.department_name else None
+        ),
+        seconds_left=max(0, int(left)),
+    )
+    publish(placed.agent_id, html)
 
 
 def offer(offer_id: int) -> None:

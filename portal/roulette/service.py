@@ -20,12 +20,14 @@ and the unique index lets exactly one of them have her.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, exists, func, or_, select, true, update
+from redis import RedisError
+from sqlalchemy import and_, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.contacts.service import log_assignment
@@ -51,6 +53,7 @@ from portal.models import (
 from portal.models.base import utcnow
 from portal.models.org import department_member
 from portal.realtime import presence
+from portal.redis_conn import get_redis
 from portal.roulette import hours
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ MAX_ATTEMPTS = 8
 AUTO_PAUSE_AFTER = 3
 # How many waiting leads one free agent looks through at a time.
 SCAN_LIMIT = 20
+# How many waiting leads one dispatch looks at, oldest first.
+DISPATCH_BATCH = 200
 
 
 class Skip:
@@ -108,6 +113,7 @@ class Agent:
     waiting_since: datetime
     is_owner: bool = False
     reason: str = ""
+    language: str | None = None
 
 
 @dataclass
@@ -125,7 +131,6 @@ class Plan:
                 "name": a.name,
                 "reason": a.reason,
                 "owner": a.is_owner,
-                "waiting_since": a.waiting_since.isoformat(),
             }
             for a in self.agents
         ]
@@ -155,6 +160,7 @@ def _receivers(account: Account):
         select(
             User.id,
             User.name,
+            User.language,
             AgentState.available,
             AgentState.available_changed_at,
             AgentState.last_offer_at,
@@ -184,24 +190,8 @@ def _agent(row, is_owner: bool = False) -> Agent:
         available=bool(row.available),
         waiting_since=since,
         is_owner=is_owner,
+        language=row.language,
     )
-
-
-def _pool(account: Account, lead: Lead, owner_id: int | None) -> list[Agent]:
-    """Who could take this lead: its department's receivers, plus the
-    contact's owner wherever they sit (owner priority)."""
-    query = _receivers(account)
-    if lead.department_id is not None:
-        members = select(department_member.c.user_id).where(
-            department_member.c.department_id == lead.department_id
-        )
-        if owner_id is not None:
-            query = query.where(or_(User.id.in_(members), User.id == owner_id))
-        else:
-            query = query.where(User.id.in_(members))
-    return [
-        _agent(row, is_owner=row.id == owner_id) for row in db.session.execute(query)
-    ]
 
 
 def _open_leads(account: Account, agent_ids: list[int]) -> dict[int, int]:
@@ -228,53 +218,228 @@ def _open_leads(account: Account, agent_ids: list[int]) -> dict[int, int]:
     return {agent_id: count for agent_id, count in rows}
 
 
-def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
-    """Evaluate every candidate for the lead's current round; pick one."""
-    now = now or utcnow()
-    owner_id = db.session.scalar(
-        select(Contact.owner_id).where(Contact.id == lead.contact_id)
-    )
-    agents = _pool(account, lead, owner_id)
-    if not agents:
-        return Plan(agents=[], chosen=None)
-    ids = [a.id for a in agents]
-    live = presence.live_user_ids(account.id)
-    busy = set(
-        db.session.scalars(
-            select(Offer.agent_id).where(
-                Offer.agent_id.in_(ids), Offer.state == OfferState.PENDING
+@dataclass
+class Roster:
+    """Who may receive an account's leads and where they sit: the half of the
+    pool that changes slowly, which the router keeps between passes."""
+
+    agents: dict[int, Agent]
+    # Department id -> its receivers; None when read for one department
+    # (every agent read belongs).
+    members: dict[int, set[int]] | None
+    department_names: dict[int, str]
+    # (department id, working hours, time zone) of departments with hours.
+    hours: list[tuple[int, dict, str]]
+
+
+@dataclass
+class Pool:
+    """The routing state of one account, read once and used for many leads:
+    its receivers, who is live, busy or at the cap, and which departments
+    are closed now."""
+
+    capacity: int
+    roster: Roster
+    live: set[int]
+    busy: set[int]
+    loads: dict[int, int]
+    closed: set[int]
+
+    @property
+    def agents(self) -> dict[int, Agent]:
+        return self.roster.agents
+
+    def candidates(self, department_id: int | None, owner_id: int | None) -> set[int]:
+        """Who could take a lead of this department: its receivers, plus the
+        contact's owner wherever they sit (owner priority)."""
+        members = self.roster.members
+        if department_id is None or members is None:
+            ids = set(self.agents)
+        else:
+            ids = set(members.get(department_id, ()))
+        if owner_id in self.agents:
+            ids.add(owner_id)
+        return ids
+
+    def is_free(self, agent_id: int) -> bool:
+        """Live, switched on, holding no offer and below the cap."""
+        agent = self.agents[agent_id]
+        return (
+            agent.available
+            and agent_id in self.live
+            and agent_id not in self.busy
+            and not (self.capacity and self.loads.get(agent_id, 0) >= self.capacity)
+        )
+
+    def take(self, agent_id: int, now: datetime) -> None:
+        """The agent was just offered a lead: busy, and last in turn."""
+        self.busy.add(agent_id)
+        self.agents[agent_id].waiting_since = now
+
+
+def read_roster(
+    account: Account,
+    department_id: int | None = None,
+    owner_id: int | None = None,
+    *,
+    whole: bool = False,
+) -> Roster:
+    """The receivers for a lead of `department_id` (and its contact's owner),
+    or with `whole` those of every department at once (the router's)."""
+    query = _receivers(account)
+    if not whole and department_id is not None:
+        members = select(department_member.c.user_id).where(
+            department_member.c.department_id == department_id
+        )
+        if owner_id is not None:
+            query = query.where(or_(User.id.in_(members), User.id == owner_id))
+        else:
+            query = query.where(User.id.in_(members))
+    agents = {row.id: _agent(row) for row in db.session.execute(query)}
+    membership: dict[int, set[int]] | None = None
+    names: dict[int, str] = {}
+    if whole:
+        membership = {}
+        if agents:
+            rows = db.session.execute(
+                select(
+                    department_member.c.department_id, department_member.c.user_id
+                ).where(department_member.c.user_id.in_(list(agents)))
             )
+            for dept, user_id in rows:
+                membership.setdefault(dept, set()).add(user_id)
+        names = dict(
+            db.session.execute(
+                select(Department.id, Department.name).where(
+                    Department.account_id == account.id
+                )
+            ).all()
+        )
+    hours_rows = db.session.execute(
+        select(Department.id, Department.working_hours, Department.timezone).where(
+            Department.account_id == account.id,
+            Department.working_hours.is_not(None),
         )
     )
-    declined_query = select(Offer.agent_id).where(
-        Offer.lead_id == lead.id, Offer.state.in_(ENDED_WITHOUT_OWNER)
+    return Roster(
+        agents=agents,
+        members=membership,
+        department_names=names,
+        hours=[tuple(row) for row in hours_rows],
     )
-    if lead.exhausted_at is None:
-        declined_query = declined_query.where(Offer.round == lead.round)
-    declined = set(db.session.scalars(declined_query))
-    open_now = True
-    if lead.department_id is not None:
-        department = db.session.get(Department, lead.department_id)
-        if department is not None:
-            open_now = hours.is_open(department.working_hours, department.timezone, now)
-    loads = _open_leads(account, ids) if account.roulette_capacity else {}
 
-    for agent in agents:
-        if agent.id not in live:
+
+def read_pool(
+    account: Account,
+    now: datetime,
+    department_id: int | None = None,
+    owner_id: int | None = None,
+    *,
+    whole: bool = False,
+    roster: Roster | None = None,
+) -> Pool:
+    """The pool for a lead of `department_id` (or, `whole`, for any lead):
+    the roster (given, or read now) and who is live, busy and loaded now."""
+    if roster is None:
+        roster = read_roster(account, department_id, owner_id, whole=whole)
+    ids = list(roster.agents)
+    busy: set[int] = set()
+    live: set[int] = set()
+    if ids:
+        live = presence.live_user_ids(account.id)
+        busy = set(
+            db.session.scalars(
+                select(Offer.agent_id).where(
+                    Offer.account_id == account.id, Offer.state == OfferState.PENDING
+                )
+            )
+        )
+    loads = _open_leads(account, ids) if ids and account.roulette_capacity else {}
+    return Pool(
+        capacity=account.roulette_capacity,
+        roster=roster,
+        live=live,
+        busy=busy,
+        loads=loads,
+        closed={
+            dept
+            for dept, working_hours, timezone in roster.hours
+            if not hours.is_open(working_hours, timezone, now)
+        },
+    )
+
+
+# Bumped after every change of an agent's switch: the router's cached roster
+# (`RosterCache`) is stale from then on.
+ROSTER_VERSION = "roleta:roster:version"
+# And re-read at least this often (users, roles and departments edited).
+ROSTER_SECONDS = 2.0
+
+
+def roster_changed() -> None:
+    """An agent switched on or off: routers must read the roster again."""
+    try:
+        get_redis().incr(ROSTER_VERSION)
+    except RedisError:
+        log.warning("could not mark the roster changed; it expires by itself")
+
+
+class RosterCache:
+    """The router's rosters between passes, one per account.
+
+    Kept while the version counter stands still and for at most
+    ROSTER_SECONDS. Offers the router makes update its agents' turn order in
+    place, as `_place` writes it to the database.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[float, bytes | None, Roster]] = {}
+
+    def roster(self, account: Account) -> Roster:
+        version = get_redis().get(ROSTER_VERSION)
+        entry = self._entries.get(account.id)
+        now = time.monotonic()
+        if entry is not None:
+            read_at, read_version, roster = entry
+            if read_version == version and now - read_at < ROSTER_SECONDS:
+                return roster
+        roster = read_roster(account, whole=True)
+        self._entries[account.id] = (now, version, roster)
+        return roster
+
+
+def evaluate(
+    pool: Pool,
+    department_id: int | None,
+    owner_id: int | None,
+    declined: set[int] | frozenset[int],
+) -> Plan:
+    """Every candidate for one lead, with why they are (not) asked; picks
+    the contact's owner when eligible, else the longest wait."""
+    agents = []
+    open_now = department_id is None or department_id not in pool.closed
+    for agent_id in pool.candidates(department_id, owner_id):
+        row = pool.agents[agent_id]
+        agent = Agent(
+            id=agent_id,
+            name=row.name,
+            available=row.available,
+            waiting_since=row.waiting_since,
+            is_owner=agent_id == owner_id,
+        )
+        if agent_id not in pool.live:
             agent.reason = Skip.OFFLINE
         elif not agent.available:
             agent.reason = Skip.PAUSED
         elif not open_now:
             agent.reason = Skip.HOURS
-        elif agent.id in declined:
+        elif agent_id in declined:
             agent.reason = Skip.DECLINED
-        elif agent.id in busy:
+        elif agent_id in pool.busy:
             agent.reason = Skip.BUSY
-        elif (
-            account.roulette_capacity
-            and loads.get(agent.id, 0) >= account.roulette_capacity
-        ):
+        elif pool.capacity and pool.loads.get(agent_id, 0) >= pool.capacity:
             agent.reason = Skip.CAPACITY
+        agents.append(agent)
     eligible = [a for a in agents if not a.reason]
     chosen = None
     owners = [a for a in eligible if a.is_owner]
@@ -292,6 +457,33 @@ def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
     return Plan(agents=agents, chosen=chosen)
 
 
+def _declined_query(lead_ids: list[int]):
+    return select(Offer.lead_id, Offer.agent_id, Offer.round).where(
+        Offer.lead_id.in_(lead_ids), Offer.state.in_(ENDED_WITHOUT_OWNER)
+    )
+
+
+def _declined_by(rows, lead_round: int, exhausted: bool) -> set[int]:
+    """Agents who passed on the lead this round (after the last round: ever)."""
+    return {agent for agent, round_ in rows if exhausted or round_ == lead_round}
+
+
+def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
+    """Evaluate every candidate for the lead's current round; pick one."""
+    now = now or utcnow()
+    owner_id = db.session.scalar(
+        select(Contact.owner_id).where(Contact.id == lead.contact_id)
+    )
+    pool = read_pool(account, now, lead.department_id, owner_id)
+    if not pool.agents:
+        return Plan(agents=[], chosen=None)
+    rows = db.session.execute(_declined_query([lead.id]))
+    declined = _declined_by(
+        [(r.agent_id, r.round) for r in rows], lead.round, lead.exhausted_at is not None
+    )
+    return evaluate(pool, lead.department_id, owner_id, declined)
+
+
 # ---------------------------------------------------------------- routing
 
 
@@ -301,6 +493,7 @@ class Placed:
 
     offer_id: int
     agent_id: int
+    offered_at: datetime
     expires_at: datetime
 
 
@@ -325,16 +518,8 @@ def route_lead(lead_id: int) -> Placed | None:
         if chosen_plan.chosen is None:
             if _next_round(account, lead, chosen_plan, now):
                 continue
-            if _reasons(lead.routing) != _reasons(chosen_plan.candidates):
-                db.session.execute(
-                    update(Lead)
-                    .where(Lead.id == lead.id, Lead.state == "queued")
-                    .values(routing=chosen_plan.candidates)
-                    .execution_options(synchronize_session=False)
-                )
-                db.session.commit()
-            else:
-                db.session.rollback()
+            _record_reasons(lead, chosen_plan)
+            db.session.rollback()
             return None
         while chosen_plan.chosen is not None:
             placed = _place(account, lead, chosen_plan)
@@ -415,40 +600,70 @@ def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
         if not moved:
             db.session.rollback()
             return LEAD_MOVED
-        offer = Offer(
-            account_id=account.id,
-            lead_id=lead.id,
-            agent_id=agent.id,
-            round=lead.round,
-            state=OfferState.PENDING,
-            reason="owner" if agent.is_owner else "turn",
-            candidates=lead_plan.candidates,
-            offered_at=now,
-            expires_at=expires_at,
+        # A plain INSERT: the routing has no use for the ORM object.
+        offer_id = db.session.scalar(
+            insert(Offer)
+            .values(
+                account_id=account.id,
+                lead_id=lead.id,
+                agent_id=agent.id,
+                round=lead.round,
+                state=OfferState.PENDING,
+                reason="owner" if agent.is_owner else "turn",
+                candidates=lead_plan.candidates,
+                offered_at=now,
+                expires_at=expires_at,
+            )
+            .returning(Offer.id)
         )
-        db.session.add(offer)
-        db.session.flush()
-        db.session.execute(
+        # Still switched on: a plan read before the agent switched off (the
+        # router's roster, kept between passes) must not place an offer that
+        # their switching off could no longer withdraw.
+        still_on = db.session.execute(
             update(AgentState)
-            .where(AgentState.user_id == agent.id)
+            .where(AgentState.user_id == agent.id, AgentState.available.is_(True))
             .values(last_offer_at=now)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if not still_on:
+            db.session.rollback()
+            return AGENT_TAKEN
         db.session.commit()
     except IntegrityError:
         # A rival routing gave this agent an offer first.
         db.session.rollback()
         return AGENT_TAKEN
-    return Placed(offer_id=offer.id, agent_id=agent.id, expires_at=expires_at)
+    return Placed(
+        offer_id=offer_id, agent_id=agent.id, offered_at=now, expires_at=expires_at
+    )
 
 
-def after_offer(placed: Placed) -> None:
-    """Push the offer to its agent and schedule its expiry (after commit)."""
+def _expiry_job_id(offer_id: int) -> str:
+    return f"roleta-expire-offer-{offer_id}"
+
+
+def _unschedule_expiry(offer_id: int) -> None:
+    """The offer was answered or withdrawn: its expiry job has nothing to do.
+    (Not for an expired offer: the job may be the one expiring it.)"""
+    from portal.queue import cancel_scheduled
+
+    try:
+        cancel_scheduled(_expiry_job_id(offer_id))
+    except RedisError:
+        log.warning("could not unschedule the expiry of offer %s", offer_id)
+
+
+def after_offer(placed: Placed, card=None) -> None:
+    """Push the offer to its agent and schedule its expiry (after commit).
+    With the pop-up's facts at hand (`push.OfferCard`), nothing is read back."""
     from portal.queue import enqueue_at
     from portal.roulette import push
 
     try:
-        push.offer(placed.offer_id)
+        if card is not None:
+            push.placed_offer(placed, card)
+        else:
+            push.offer(placed.offer_id)
     except Exception:
         # The agent re-receives it on reconnect; the deadline still holds.
         log.exception("pushing offer %s failed", placed.offer_id)
@@ -457,11 +672,32 @@ def after_offer(placed: Placed) -> None:
             placed.expires_at,
             "jobs.roulette.expire_offer",
             placed.offer_id,
-            job_id=f"roleta-expire-offer-{placed.offer_id}",
+            job_id=_expiry_job_id(placed.offer_id),
         )
     except Exception:
         # The sweep expires it regardless.
         log.exception("scheduling the expiry of offer %s failed", placed.offer_id)
+
+
+def route_soon(
+    lead_id: int | None = None, agent_id: int | None = None
+) -> Placed | None:
+    """A committed change may let a lead be offered (a new or returned lead,
+    a free agent): wake the router, or, none running, route here. Returns
+    the offer this call made of `lead_id`, if it routed by itself."""
+    from portal.roulette import router
+
+    try:
+        if router.wake():
+            return None
+    except RedisError:
+        # Redis is down: routing here is all we can do (it pushes nothing,
+        # and the sweep catches up with what it misses).
+        log.warning("could not wake the router; routing here")
+    placed = route_lead(lead_id) if lead_id is not None else None
+    if agent_id is not None:
+        offer_to_agent(agent_id)
+    return placed
 
 
 def offer_to_agent(agent_id: int) -> Placed | None:
@@ -830,10 +1066,12 @@ def _after_decision(offer: Offer, agent_free: bool = True) -> None:
         push.offer_state(offer.id)
     except Exception:
         log.exception("pushing the end of offer %s failed", offer.id)
-    if offer.state != OfferState.ACCEPTED:
-        route_lead(offer.lead_id)
-    if agent_free:
-        offer_to_agent(offer.agent_id)
+    if offer.state != OfferState.EXPIRED:
+        _unschedule_expiry(offer.id)
+    route_soon(
+        lead_id=offer.lead_id if offer.state != OfferState.ACCEPTED else None,
+        agent_id=offer.agent_id if agent_free else None,
+    )
 
 
 def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
@@ -894,7 +1132,8 @@ def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
             push.offer_state(offer.id)
         except Exception:
             log.exception("pushing the withdrawal of offer %s failed", offer.id)
-        offer_to_agent(offer.agent_id)
+        _unschedule_expiry(offer.id)
+        route_soon(agent_id=offer.agent_id)
 
 
 # --------------------------------------------------------------- presence
@@ -923,12 +1162,14 @@ def set_available(user: User, available: bool, automatic: bool = False) -> Agent
     if changed:
         state.available_changed_at = utcnow()
     db.session.commit()
+    if changed:
+        roster_changed()
     from portal.roulette import push
 
     if changed:
         push.presence(user.id, automatic=automatic)
     if available:
-        offer_to_agent(user.id)
+        route_soon(agent_id=user.id)
     elif not automatic:
         cancel_pending(user.id)
     return state
@@ -948,6 +1189,7 @@ def take_offline(user: User) -> None:
         state.available = False
         state.available_changed_at = utcnow()
         db.session.commit()
+        roster_changed()
     presence.drop(user.account_id, user.id)
     cancel_pending(user.id)
     from portal.realtime.hub import publish_close
@@ -981,26 +1223,120 @@ def expire_overdue(now: datetime | None = None, limit: int = 200) -> int:
     return sum(1 for offer_id in overdue if expire_offer(offer_id, now))
 
 
-def dispatch(account: Account, limit: int = 50) -> int:
-    """Route the oldest waiting leads once each; returns offers made.
+def dispatch(
+    account: Account, limit: int = DISPATCH_BATCH, rosters: RosterCache | None = None
+) -> int:
+    """Offer the oldest waiting leads to the free agents; returns offers made.
 
-    One plan per waiting lead per sweep (not one scan per free agent), so the
-    sweep stays cheap however many agents are free.
+    One read of the pool serves the whole batch: each placed offer marks its
+    agent busy in memory, and a lead none of whose candidates is free is
+    passed over without planning (that is most of the queue while everyone
+    is answering). The router runs this after every wake-up; without a
+    router, the sweep does.
     """
     if not account.roulette_enabled:
         return 0
-    waiting = list(
-        db.session.scalars(
-            select(Lead.id)
-            .where(Lead.account_id == account.id, Lead.state == "queued")
-            .order_by(Lead.id)
-            .limit(limit)
+    now = utcnow()
+    waiting = db.session.execute(
+        select(
+            Lead.id,
+            Lead.round,
+            Lead.exhausted_at,
+            Lead.department_id,
+            Lead.routing,
+            Lead.source,
+            Lead.message,
+            Contact.owner_id,
+            Contact.name,
         )
-    )
-    db.session.rollback()
-    if not waiting or not presence.live_user_ids(account.id):
+        .join(Contact, Contact.id == Lead.contact_id)
+        .where(Lead.account_id == account.id, Lead.state == "queued")
+        .order_by(Lead.id)
+        .limit(limit)
+    ).all()
+    if not waiting:
+        db.session.rollback()
         return 0
-    return sum(1 for lead_id in waiting if route_lead(lead_id) is not None)
+    roster = rosters.roster(account) if rosters is not None else None
+    pool = read_pool(account, now, whole=True, roster=roster)
+    declined_rows: dict[int, list[tuple[int, int]]] = {}
+    for row in db.session.execute(_declined_query([lead.id for lead in waiting])):
+        declined_rows.setdefault(row.lead_id, []).append((row.agent_id, row.round))
+    db.session.rollback()  # end the read snapshot before placing
+    free = {agent_id for agent_id in pool.agents if pool.is_free(agent_id)}
+    placed = 0
+    for lead in waiting:
+        candidates = pool.candidates(lead.department_id, lead.owner_id)
+        if not (candidates & free) and lead.routing is not None:
+            continue  # nobody could take it now; its reasons are on record
+        declined = _declined_by(
+            declined_rows.get(lead.id, ()), lead.round, lead.exhausted_at is not None
+        )
+        lead_plan = evaluate(pool, lead.department_id, lead.owner_id, declined)
+        if lead_plan.chosen is None:
+            if _may_start_next_round(lead, lead_plan):
+                # Rare: the single-lead path starts the round and routes.
+                offer = route_lead(lead.id)
+                if offer is not None:
+                    pool.take(offer.agent_id, utcnow())
+                    free.discard(offer.agent_id)
+                    placed += 1
+            else:
+                _record_reasons(lead, lead_plan)
+            continue
+        while lead_plan.chosen is not None:
+            agent_id = lead_plan.chosen.id
+            outcome = _place(account, lead, lead_plan)
+            if isinstance(outcome, Placed):
+                after_offer(outcome, _card(pool, lead, agent_id))
+                pool.take(agent_id, outcome.offered_at)
+                free.discard(agent_id)
+                placed += 1
+                break
+            if outcome == LEAD_MOVED:
+                break
+            # Another routing (a request routing by itself) took the agent.
+            pool.busy.add(agent_id)
+            free.discard(agent_id)
+            lead_plan.next_choice()
+    return placed
+
+
+def _card(pool: Pool, lead, agent_id: int):
+    """The pop-up's facts, from what the dispatch read already."""
+    from portal.roulette.push import OfferCard
+
+    return OfferCard(
+        lead_id=lead.id,
+        contact_name=lead.name,
+        source=lead.source,
+        message=lead.message,
+        department_name=pool.roster.department_names.get(lead.department_id),
+        language=pool.agents[agent_id].language,
+    )
+
+
+def _may_start_next_round(lead, lead_plan: Plan) -> bool:
+    """Whether `_next_round` would act: every free candidate declined."""
+    return (
+        lead.exhausted_at is None
+        and lead_plan.any(Skip.DECLINED)
+        and not lead_plan.any(Skip.BUSY)
+    )
+
+
+def _record_reasons(lead, lead_plan: Plan) -> None:
+    """Keep why a lead waits (shown on the contact's profile); written only
+    when the reasons changed."""
+    if _reasons(lead.routing) == _reasons(lead_plan.candidates):
+        return
+    db.session.execute(
+        update(Lead)
+        .where(Lead.id == lead.id, Lead.state == "queued")
+        .values(routing=lead_plan.candidates)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def alert_long_waits(account: Account, now: datetime | None = None) -> int:
@@ -1102,10 +1438,15 @@ def sweep_queue() -> dict[str, int]:
     """The slower half of the safety net: offer waiting leads, alert managers
     about long waits, forget stale presence marks."""
     figures = {"dispatched": 0, "alerted": 0}
+    from portal.roulette import router
+
+    # The router routes the queue on its own; without it, the sweep does.
+    routed = router.running()
     for account in db.session.scalars(
         select(Account).where(Account.roulette_enabled.is_(True))
     ).all():
-        figures["dispatched"] += dispatch(account)
+        if not routed:
+            figures["dispatched"] += dispatch(account)
         figures["alerted"] += alert_long_waits(account)
         presence.prune(account.id)
     db.session.rollback()

@@ -1,0 +1,154 @@
+"""The router: one loop per deployment that offers waiting leads to agents.
+
+Requests and jobs do not route by themselves while a router runs. A lead's
+intake, a decision, an agent switching on or connecting: each commits, then
+`wake()`s the router and answers at once. The router runs `dispatch` for
+every account with the roulette on, which plans the whole waiting queue
+against one read of the pool. Under a burst that is one pass for many leads
+instead of a full plan per lead in every request, and the web processes keep
+their CPU for answering.
+
+One router at a time: it holds a Redis lease (`LEASE`, renewed on every
+turn of its loop) and every worker runs a `Router` thread that takes the
+lease when it lapses. When none holds it (no worker running, Redis briefly
+gone) `wake()` answers False and the caller routes by itself, as it did
+before the router existed. Two routers for a moment (a lease lapsed while
+its holder was stalled) are safe: the unique indexes on pending offers
+(`portal.models.roulette`) let each lead and agent have one offer at most.
+
+Wake-ups carry nothing but "look now": everything the router reads was
+committed before the wake-up was sent, and wake-ups that arrive during a
+pass are served by the next one together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+
+import redis
+from flask import Flask
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.redis_conn import get_redis
+
+log = logging.getLogger(__name__)
+
+LEASE = "roleta:router:lease"
+WAKE = "roleta:router:wake"
+LEASE_MS = 3000
+# Without wake-ups the router still looks every so often: a wake-up lost with
+# a Redis restart, or a lead whose department just opened, waits this long.
+IDLE_SECONDS = 0.5
+
+# Wake the router if one holds the lease: one round trip, and no wake-up
+# piles up in a list nobody reads.
+_WAKE_SCRIPT = """
+if redis.call('exists', KEYS[1]) == 1 then
+  redis.call('rpush', KEYS[2], '1')
+  redis.call('ltrim', KEYS[2], 0, 63)
+  return 1
+end
+return 0
+"""
+
+# Take the lease when free, or renew it when it is ours.
+_HOLD_SCRIPT = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+def wake() -> bool:
+    """Ask the running router to route now. False when no router runs: the
+    caller must route by itself."""
+    client = get_redis()
+    return bool(client.eval(_WAKE_SCRIPT, 2, LEASE, WAKE))
+
+
+def running() -> bool:
+    """Whether some process holds the router's lease."""
+    return bool(get_redis().exists(LEASE))
+
+
+def dispatch_all(rosters=None) -> int:
+    """One pass: route the waiting leads of every account with the roulette
+    on (`rosters`: the router's `service.RosterCache`). Returns offers made."""
+    from portal.models import Account
+    from portal.roulette.service import dispatch
+
+    accounts = list(
+        db.session.scalars(select(Account).where(Account.roulette_enabled.is_(True)))
+    )
+    return sum(dispatch(account, rosters=rosters) for account in accounts)
+
+
+class Router(threading.Thread):
+    """The routing loop of one worker process (standing by while another
+    process holds the lease)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="roleta-router", daemon=True)
+        self.app = app
+        self.token = secrets.token_hex(8)
+        self.stopping = threading.Event()
+        from portal.roulette.service import RosterCache
+
+        self.rosters = RosterCache()
+
+    def hold(self, client: redis.Redis) -> bool:
+        return bool(client.eval(_HOLD_SCRIPT, 1, LEASE, self.token, LEASE_MS))
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client = get_redis(self.app)
+                if not self.hold(client):
+                    self.stopping.wait(LEASE_MS / 3000)
+                    continue
+                if client.blpop([WAKE], timeout=IDLE_SECONDS):
+                    # Every wake-up sent so far is served by this one pass.
+                    client.delete(WAKE)
+                self.turn()
+            except redis.RedisError as exc:
+                log.warning("router lost Redis (%s); retrying", exc)
+                self.stopping.wait(0.5)
+            except Exception:  # a database blip: the next pass tries again
+                log.exception("routing pass failed")
+                self.stopping.wait(0.5)
+        self.release()
+
+    def turn(self) -> int:
+        with self.app.app_context():
+            try:
+                return dispatch_all(self.rosters)
+            finally:
+                db.session.remove()
+
+    def release(self) -> None:
+        """Give the lease up at once, so a standing-by router takes over
+        without waiting for it to lapse."""
+        with contextlib.suppress(redis.RedisError):  # it lapses by itself
+            get_redis(self.app).eval(_RELEASE_SCRIPT, 1, LEASE, self.token)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.join(timeout=timeout)

@@ -1,0 +1,328 @@
+"""The router: while a worker's router holds the lease, requests hand routing
+to it; its batch dispatch offers the oldest waiting leads to the free agents
+in turn, one read of the pool for the lot.
+
+The router runs here as the real thread the worker starts, against the
+suite's database and Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AgentState, Lead, Offer
+from portal.models.base import utcnow
+from portal.roulette import router, service
+from portal.settings.service import current_account
+from tests.factories import enable_roulette, make_api_key, make_lead
+from tests.roulette_helpers import agent, fresh, offers_of, pending_for
+
+
+def wait_for(check, timeout: float = 5.0, what: str = "the router"):
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()  # read what other threads committed
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def running_router(app: Flask):
+    """A router thread holding the lease, stopped (lease released) after."""
+    thread = router.Router(app)
+    thread.start()
+    with app.app_context():
+        wait_for(router.running, what="the router's lease")
+    yield thread
+    thread.stop()
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def router_elsewhere(ctx, redis_client):
+    """The lease held as if a router ran in another process: services hand
+    routing off, and the test runs that router's dispatch itself."""
+    redis_client.set(router.LEASE, "elsewhere", px=60_000)
+    yield
+    redis_client.delete(router.LEASE)
+
+
+def in_turn(*users, seconds: int = 10) -> None:
+    """Make `users` wait longest first (turn order as given)."""
+    for position, user in enumerate(users):
+        state = db.session.get(AgentState, user.id)
+        state.available_changed_at = utcnow() - timedelta(
+            seconds=seconds * (len(users) - position)
+        )
+    db.session.commit()
+
+
+# ------------------------------------------------------------------ dispatch
+
+
+def test_one_dispatch_offers_the_oldest_leads_to_the_free_agents_in_turn(ctx):
+    enable_roulette()
+    first, second = agent(), agent()
+    in_turn(first, second)
+    old, middle, new = (make_lead(department="sales") for _ in range(3))
+
+    assert service.dispatch(current_account()) == 2
+
+    assert offers_of(old) == [(first.id, "pending")]
+    assert offers_of(middle) == [(second.id, "pending")]
+    assert offers_of(new) == []
+    waiting = fresh(new)
+    assert waiting.state == "queued"
+    # Why it waits is on record: both agents answer other offers.
+    assert {c["id"]: c["reason"] for c in waiting.routing} == {
+        first.id: "busy",
+        second.id: "busy",
+    }
+
+
+def test_dispatch_keeps_departments_and_declines_apart(ctx):
+    enable_roulette(rounds=1)
+    seller = agent("sales")
+    support = agent("support")
+    in_turn(seller, support)
+    support_lead = make_lead(department="support")
+    sales_lead = make_lead(department="sales")
+
+    assert service.dispatch(current_account()) == 2
+
+    assert offers_of(support_lead) == [(support.id, "pending")]
+    assert offers_of(sales_lead) == [(seller.id, "pending")]
+
+    # The seller declines the last round: no dispatch asks them again.
+    service.decline(seller, pending_for(sales_lead).id)
+    assert service.dispatch(current_account()) == 0
+    assert offers_of(sales_lead) == [(seller.id, "declined")]
+
+
+def test_a_declined_lead_starts_its_next_round_in_the_batch(router_elsewhere):
+    enable_roulette(rounds=2)
+    only = agent()
+    lead = make_lead(department="sales")
+    assert service.dispatch(current_account()) == 1
+    service.decline(only, pending_for(lead).id)
+    assert offers_of(lead) == [(only.id, "declined")]  # left to the router
+
+    # Everyone free declined this round: the dispatch opens round 2.
+    assert service.dispatch(current_account()) == 1
+    assert offers_of(lead) == [(only.id, "declined"), (only.id, "pending")]
+    assert fresh(lead).round == 2
+
+
+def test_leads_nobody_can_take_are_not_planned_again(ctx):
+    enable_roulette()
+    busy = agent()
+    first = make_lead(department="sales")
+    assert service.dispatch(current_account()) == 1
+    second = make_lead(department="sales")
+
+    service.dispatch(current_account())
+    recorded = fresh(second).routing
+    assert [c["reason"] for c in recorded] == ["busy"]
+
+    # Its reasons stay as recorded while nobody is free (no write per pass).
+    busy_state = db.session.get(AgentState, busy.id)
+    busy_state.available_changed_at = utcnow()
+    db.session.commit()
+    service.dispatch(current_account())
+    assert fresh(second).routing == recorded
+    assert offers_of(first) == [(busy.id, "pending")]
+
+
+# -------------------------------------------------------------------- router
+
+
+def test_without_a_router_wake_says_so_and_leaves_nothing_behind(ctx, redis_client):
+    assert router.running() is False
+    assert router.wake() is False
+    assert redis_client.llen(router.WAKE) == 0
+
+
+def test_with_the_router_running_the_intake_answers_at_once_and_the_router_offers(
+    app, client, running_router
+):
+    with app.app_context():
+        enable_roulette()
+        ana = agent()
+        key = make_api_key("leads:write")
+        db.session.remove()
+
+    response = client.post(
+        "/api/v1/leads",
+        json={"name": "Walk-in", "phone": "+55 11 98888-7777", "department": "sales"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 201
+    assert response.get_json()["state"] == "queued"
+    lead_id = response.get_json()["id"]
+
+    with app.app_context():
+        offer = wait_for(
+            lambda: db.session.scalar(
+                select(Offer).where(Offer.lead_id == lead_id, Offer.state == "pending")
+            ),
+            what="the router's offer",
+        )
+        assert offer.agent_id == ana.id
+        assert db.session.get(Lead, lead_id).state == "offered"
+
+
+def test_a_decline_wakes_the_router_which_asks_the_next_agent(app, running_router):
+    with app.test_request_context():
+        enable_roulette()
+        first, second = agent(), agent()
+        in_turn(first, second)
+        lead = make_lead(department="sales")
+        assert router.wake() is True
+        offer = wait_for(lambda: pending_for(lead), what="the first offer")
+        assert offer.agent_id == first.id
+
+        service.decline(first, offer.id)
+
+        again = wait_for(
+            lambda: (o := pending_for(lead)) is not None and o.agent_id == second.id,
+            what="the offer to the second agent",
+        )
+        assert again
+        assert offers_of(lead) == [(first.id, "declined"), (second.id, "pending")]
+        db.session.remove()
+
+
+def test_an_agent_switching_on_gets_the_waiting_lead_from_the_router(
+    app, running_router
+):
+    with app.test_request_context():
+        enable_roulette()
+        late = agent(online=False)
+        lead = make_lead(department="sales")
+        from tests.factories import go_online
+
+        go_online(late)
+        offer = wait_for(lambda: pending_for(lead), what="the offer")
+        assert offer.agent_id == late.id
+        db.session.remove()
+
+
+def test_one_router_holds_the_lease_and_a_stopped_one_hands_it_over(app):
+    first, second = router.Router(app), router.Router(app)
+    first.start()
+    try:
+        with app.app_context():
+            wait_for(router.running, what="the first router's lease")
+        second.start()
+        time.sleep(0.3)
+        with app.app_context():
+            client = router.get_redis()
+            assert client.get(router.LEASE).decode() == first.token
+        first.stop()
+        with app.app_context():
+            wait_for(
+                lambda: (
+                    (holder := client.get(router.LEASE)) is not None
+                    and holder.decode() == second.token
+                ),
+                timeout=5,
+                what="the second router to take the lease",
+            )
+    finally:
+        first.stop()
+        second.stop()
+    with app.app_context():
+        assert router.running() is False
+
+
+def test_the_sweep_leaves_the_queue_to_a_running_router(app, running_router):
+    with app.test_request_context():
+        enable_roulette()
+        agent()
+        # Stop the router's loop but keep its lease: only the sweep could
+        # route now, and it must leave the lead to the router.
+        running_router.stopping.set()
+        running_router.join(timeout=5)
+        client = router.get_redis()
+        client.set(router.LEASE, running_router.token, px=5000)
+        lead = make_lead(department="sales")
+
+        assert service.sweep_queue()["dispatched"] == 0
+        assert offers_of(lead) == []
+
+        client.delete(router.LEASE)
+        assert service.sweep_queue()["dispatched"] == 1
+        db.session.remove()
+
+
+def test_the_router_s_roster_forgets_an_agent_who_switched_off(router_elsewhere):
+    enable_roulette()
+    only = agent()
+    rosters = service.RosterCache()
+    first = make_lead(department="sales")
+    assert service.dispatch(current_account(), rosters=rosters) == 1
+    service.accept(only, pending_for(first).id)
+    service.set_available(only, False)
+
+    # Within the roster's lifetime, but its version moved on with the switch.
+    second = make_lead(department="sales")
+    assert service.dispatch(current_account(), rosters=rosters) == 0
+    assert offers_of(second) == []
+    assert [c["reason"] for c in fresh(second).routing] == ["paused"]
+
+
+def test_an_answered_offer_leaves_no_expiry_job_for_the_worker(ctx):
+    from portal.queue import get_queue
+
+    enable_roulette()
+    first, second = agent(), agent()
+    in_turn(first, second)
+    taken, passed = make_lead(department="sales"), make_lead(department="sales")
+    service.dispatch(current_account())
+    registry = get_queue().scheduled_job_registry
+    accepted, declined = pending_for(taken), pending_for(passed)
+    scheduled = set(registry.get_job_ids())
+    assert {f"roleta-expire-offer-{o.id}" for o in (accepted, declined)} <= scheduled
+
+    service.accept(first, accepted.id)
+    service.decline(second, declined.id)
+
+    left = set(registry.get_job_ids())
+    assert f"roleta-expire-offer-{accepted.id}" not in left
+    assert f"roleta-expire-offer-{declined.id}" not in left
+    assert not get_queue().connection.exists(
+        f"rq:job:roleta-expire-offer-{accepted.id}"
+    )
+
+
+def test_a_stale_roster_cannot_place_an_offer_for_a_switched_off_agent(
+    router_elsewhere,
+):
+    enable_roulette()
+    only = agent()
+    rosters = service.RosterCache()
+    first = make_lead(department="sales")
+    assert service.dispatch(current_account(), rosters=rosters) == 1
+    service.accept(only, pending_for(first).id)
+    # Switched off in the database, with the router not (yet) told.
+    db.session.execute(
+        db.update(AgentState)
+        .where(AgentState.user_id == only.id)
+        .values(available=False)
+    )
+    db.session.commit()
+
+    second = make_lead(department="sales")
+    assert service.dispatch(current_account(), rosters=rosters) == 0
+    assert offers_of(second) == []
+    assert fresh(second).state == "queued"
