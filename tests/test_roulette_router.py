@@ -326,3 +326,24 @@ def test_a_stale_roster_cannot_place_an_offer_for_a_switched_off_agent(
     assert service.dispatch(current_account(), rosters=rosters) == 0
     assert offers_of(second) == []
     assert fresh(second).state == "queued"
+
+
+def test_a_long_pass_renews_the_lease_and_stops_when_another_took_it(ctx, redis_client):
+    mine = router.Router(current_app_object())
+    assert mine.hold(redis_client)
+    redis_client.pexpire(router.LEASE, 500)
+    mine._renewed -= router.RENEW_SECONDS  # as if a pass ran that long
+    mine.tick()
+    assert redis_client.pttl(router.LEASE) > 2000  # renewed to LEASE_MS
+
+    redis_client.set(router.LEASE, "another", px=3000)
+    mine._renewed -= router.RENEW_SECONDS
+    with pytest.raises(router.LeaseLost):
+        mine.tick()
+    assert redis_client.get(router.LEASE) == b"another"
+
+
+def current_app_object():
+    from flask import current_app
+
+    return current_app._get_current_object()

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import secrets
 import threading
+import time
 
 import redis
 from flask import Flask
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 LEASE = "roleta:router:lease"
 WAKE = "roleta:router:wake"
 LEASE_MS = 3000
+RENEW_SECONDS = 0.5
 # Without wake-ups the router still looks every so often: a wake-up lost with
 # a Redis restart, or a lead whose department just opened, waits this long.
 IDLE_SECONDS = 0.5
@@ -89,16 +91,21 @@ def running() -> bool:
     return bool(get_redis().exists(LEASE))
 
 
-def dispatch_all(rosters=None) -> int:
+def dispatch_all(rosters=None, tick=None) -> int:
     """One pass: route the waiting leads of every account with the roulette
-    on (`rosters`: the router's `service.RosterCache`). Returns offers made."""
+    on (`rosters`: the router's `service.RosterCache`; `tick`: called between
+    leads). Returns offers made."""
     from portal.models import Account
     from portal.roulette.service import dispatch
 
     accounts = list(
         db.session.scalars(select(Account).where(Account.roulette_enabled.is_(True)))
     )
-    return sum(dispatch(account, rosters=rosters) for account in accounts)
+    return sum(dispatch(account, rosters=rosters, tick=tick) for account in accounts)
+
+
+class LeaseLost(Exception):
+    """Another router holds the lease now."""
 
 
 class Router(threading.Thread):
@@ -109,13 +116,26 @@ class Router(threading.Thread):
         super().__init__(name="roleta-router", daemon=True)
         self.app = app
         self.token = secrets.token_hex(8)
+        self._renewed = 0.0
         self.stopping = threading.Event()
         from portal.roulette.service import RosterCache
 
         self.rosters = RosterCache()
 
     def hold(self, client: redis.Redis) -> bool:
-        return bool(client.eval(_HOLD_SCRIPT, 1, LEASE, self.token, LEASE_MS))
+        held = bool(client.eval(_HOLD_SCRIPT, 1, LEASE, self.token, LEASE_MS))
+        self._renewed = time.monotonic()
+        return held
+
+    def tick(self) -> None:
+        """Within a pass: renew the lease every so often, so a long pass (a
+        burst of leads) does not let it lapse, which would send every request
+        back to routing by itself. Raises LeaseLost when another router took
+        over meanwhile: this pass stops."""
+        if time.monotonic() - self._renewed < RENEW_SECONDS:
+            return
+        if not self.hold(get_redis(self.app)):
+            raise LeaseLost()
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -139,7 +159,10 @@ class Router(threading.Thread):
     def turn(self) -> int:
         with self.app.app_context():
             try:
-                return dispatch_all(self.rosters)
+                return dispatch_all(self.rosters, self.tick)
+            except LeaseLost:
+                log.warning("another router took the lease during a pass")
+                return 0
             finally:
                 db.session.remove()
 

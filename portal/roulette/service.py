@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -1224,7 +1225,10 @@ def expire_overdue(now: datetime | None = None, limit: int = 200) -> int:
 
 
 def dispatch(
-    account: Account, limit: int = DISPATCH_BATCH, rosters: RosterCache | None = None
+    account: Account,
+    limit: int = DISPATCH_BATCH,
+    rosters: RosterCache | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> int:
     """Offer the oldest waiting leads to the free agents; returns offers made.
 
@@ -1266,6 +1270,8 @@ def dispatch(
     free = {agent_id for agent_id in pool.agents if pool.is_free(agent_id)}
     placed = 0
     for lead in waiting:
+        if tick is not None:
+            tick()  # the router renews its lease through long passes
         candidates = pool.candidates(lead.department_id, lead.owner_id)
         if not (candidates & free) and lead.routing is not None:
             continue  # nobody could take it now; its reasons are on record
