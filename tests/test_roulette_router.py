@@ -265,13 +265,20 @@ def test_the_sweep_leaves_the_queue_to_a_running_router(app, running_router):
         db.session.remove()
 
 
-def test_the_router_s_roster_forgets_an_agent_who_switched_off(router_elsewhere):
+def one_agent_with_a_cached_roster():
+    """The only agent took a lead through a dispatch that cached the roster
+    (in which they are switched on); returns both."""
     enable_roulette()
     only = agent()
     rosters = service.RosterCache()
     first = make_lead(department="sales")
     assert service.dispatch(current_account(), rosters=rosters) == 1
     service.accept(only, pending_for(first).id)
+    return only, rosters
+
+
+def test_the_router_s_roster_forgets_an_agent_who_switched_off(router_elsewhere):
+    only, rosters = one_agent_with_a_cached_roster()
     service.set_available(only, False)
 
     # Within the roster's lifetime, but its version moved on with the switch.
@@ -308,12 +315,7 @@ def test_an_answered_offer_leaves_no_expiry_job_for_the_worker(ctx):
 def test_a_stale_roster_cannot_place_an_offer_for_a_switched_off_agent(
     router_elsewhere,
 ):
-    enable_roulette()
-    only = agent()
-    rosters = service.RosterCache()
-    first = make_lead(department="sales")
-    assert service.dispatch(current_account(), rosters=rosters) == 1
-    service.accept(only, pending_for(first).id)
+    only, rosters = one_agent_with_a_cached_roster()
     # Switched off in the database, with the router not (yet) told.
     db.session.execute(
         db.update(AgentState)
