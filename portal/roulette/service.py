@@ -316,17 +316,11 @@ def read_roster(
                 )
             ).all()
         )
-    hours_rows = db.session.execute(
-        select(Department.id, Department.working_hours, Department.timezone).where(
-            Department.account_id == account.id,
-            Department.working_hours.is_not(None),
-        )
-    )
     return Roster(
         agents=agents,
         members=membership,
         department_names=names,
-        hours=[tuple(row) for row in hours_rows],
+        hours=_department_hours(account.id),
     )
 
 
@@ -362,11 +356,7 @@ def read_pool(
         live=live,
         busy=busy,
         loads=loads,
-        closed={
-            dept
-            for dept, working_hours, timezone in roster.hours
-            if not hours.is_open(working_hours, timezone, now)
-        },
+        closed=_closed_of(roster.hours, now),
     )
 
 
@@ -747,21 +737,30 @@ def _may_take_a_lead(account: Account, agent_id: int) -> bool:
     return True
 
 
-def _closed_departments(account_id: int, now: datetime) -> list[int]:
-    """Departments outside their working hours now: their leads wait for
-    everyone, so a free agent's scan skips them (a night's pile of them
-    would otherwise fill every batch and hide the open departments' leads)."""
+def _department_hours(account_id: int) -> list[tuple[int, dict, str]]:
+    """(id, working hours, time zone) of the departments that have hours."""
     rows = db.session.execute(
         select(Department.id, Department.working_hours, Department.timezone).where(
             Department.account_id == account_id,
             Department.working_hours.is_not(None),
         )
     )
-    return [
-        row.id
-        for row in rows
-        if not hours.is_open(row.working_hours, row.timezone, now)
-    ]
+    return [tuple(row) for row in rows]
+
+
+def _closed_of(department_hours: list[tuple[int, dict, str]], now: datetime) -> set:
+    return {
+        dept
+        for dept, working_hours, timezone in department_hours
+        if not hours.is_open(working_hours, timezone, now)
+    }
+
+
+def _closed_departments(account_id: int, now: datetime) -> list[int]:
+    """Departments outside their working hours now: their leads wait for
+    everyone, so a free agent's scan skips them (a night's pile of them
+    would otherwise fill every batch and hide the open departments' leads)."""
+    return list(_closed_of(_department_hours(account_id), now))
 
 
 def _has_pending(agent_id: int) -> bool:
