@@ -328,3 +328,40 @@ def test_pushed_offer_carries_what_the_pop_up_needs(ctx):
     assert f"/offers/{offer.id}/accept" in html
     assert f"/offers/{offer.id}/decline" in html
     assert "<dd>sales</dd>" in html  # the department
+
+
+@pytest.mark.parametrize("answer", ["accept", "decline"])
+def test_the_end_of_an_answered_offer_is_pushed_in_the_agents_language(
+    client, auth, ctx, answer
+):
+    import json
+
+    from portal.realtime.hub import channel_of
+    from portal.redis_conn import get_redis
+
+    (agent,) = _agents(1)
+    agent.language = "pt_BR"
+    db.session.commit()
+    offer = _offer_to(agent)
+    contact_name = offer.lead.contact.name
+    auth.login(agent)
+    redis = get_redis()
+    listener = redis.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel_of(redis))
+    listener.get_message(timeout=1, ignore_subscribe_messages=False)
+    try:
+        assert client.hx_post(f"/offers/{offer.id}/{answer}").status_code == 200
+        frames = []
+        while (message := listener.get_message(timeout=1)) is not None:
+            frames.append(json.loads(message["data"]))
+    finally:
+        listener.close()
+    ended = [
+        f["t"] for f in frames if f["u"] == agent.id and 'hx-swap-oob="true"' in f["t"]
+    ]
+    assert len(ended) == 1, frames
+    state = "accepted" if answer == "accept" else "declined"
+    assert f'id="offer-{offer.id}"' in ended[0]
+    assert f'data-state="{state}"' in ended[0]
+    said = "Você aceitou" if answer == "accept" else "Você recusou"
+    assert f"{said} o lead de {contact_name}." in ended[0]

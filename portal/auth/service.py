@@ -11,10 +11,11 @@ from flask import current_app, has_request_context, request, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from portal.errors import ServiceError, ValidationError
 from portal.extensions import db
-from portal.models import User, UserStatus
+from portal.models import Role, User, UserStatus
 from portal.models.base import utcnow
 
 MIN_PASSWORD_LENGTH = 12
@@ -91,7 +92,17 @@ def load_session_user(session_id: str) -> User | None:
     user_id, _sep, version = (session_id or "").partition(":")
     if not (user_id.isdigit() and version.isdigit()):
         return None
-    user = db.session.get(User, int(user_id))
+    # One query for the user, their role and its grants: every request of a
+    # signed-in user runs it (a plain get would fetch the grants separately).
+    user = (
+        db.session.execute(
+            select(User)
+            .options(joinedload(User.role).joinedload(Role.grants))
+            .where(User.id == int(user_id))
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     if user is None or user.session_version != int(version) or not user.is_active:
         return None
     return user

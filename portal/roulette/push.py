@@ -74,13 +74,13 @@ def offer_context(offer: Offer) -> dict:
     }
 
 
-def _language_of(user_id: int) -> str | None:
+def language_of(user_id: int) -> str | None:
     # Only the language: loading the User would also load its role and grants.
     return db.session.scalar(select(User.language).where(User.id == user_id))
 
 
 def offer_html(offer: Offer) -> str:
-    return render_in(_language_of(offer.agent_id), "offer", **offer_context(offer))
+    return render_in(language_of(offer.agent_id), "offer", **offer_context(offer))
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,64 @@ def offer(offer_id: int) -> None:
         publish(found.agent_id, offer_html(found))
 
 
+@dataclass(frozen=True)
+class Ended:
+    """An offer that ended (accepted, declined, expired, withdrawn) with what
+    its end shows: the decision captures it in its own transaction, so the
+    push and the answer to the click render without reading anything back."""
+
+    id: int
+    lead_id: int
+    agent_id: int
+    state: str
+    expires_at: datetime
+    decided_at: datetime | None
+    contact_id: int
+    contact_name: str
+    language: str | None  # the agent's, for the push
+
+
+def ended_of(offer_id: int) -> Ended | None:
+    """The offer as its end shows, in one read (None: no such offer)."""
+    row = db.session.execute(
+        select(
+            Offer.id,
+            Offer.lead_id,
+            Offer.agent_id,
+            Offer.state,
+            Offer.expires_at,
+            Offer.decided_at,
+            Contact.id,
+            Contact.name,
+            User.language,
+        )
+        .join(Lead, Lead.id == Offer.lead_id)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .join(User, User.id == Offer.agent_id)
+        .where(Offer.id == offer_id)
+    ).first()
+    return Ended(*row) if row is not None else None
+
+
+def ended_context(ended: Ended) -> dict:
+    """The `offer_state` block's context."""
+    return {
+        "offer": ended,
+        "contact": SimpleNamespace(id=ended.contact_id, name=ended.contact_name),
+    }
+
+
+def offer_ended(ended: Ended) -> None:
+    """Push the end of an offer to its agent, in their language."""
+    html = render_in(ended.language, "offer_state", **ended_context(ended))
+    publish(ended.agent_id, html)
+
+
 def offer_state(offer_id: int) -> None:
-    """Push the end of an offer (accepted, declined, expired, cancelled)."""
-    found = db.session.get(Offer, offer_id)
-    if found is None:
-        return
-    html = render_in(
-        _language_of(found.agent_id), "offer_state", **offer_context(found)
-    )
-    publish(found.agent_id, html)
+    """Push the end of an offer, reading it and its agent's language."""
+    ended = ended_of(offer_id)
+    if ended is not None:
+        offer_ended(ended)
 
 
 def presence(user_id: int, automatic: bool = False) -> None:

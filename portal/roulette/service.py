@@ -28,7 +28,17 @@ from functools import cached_property
 
 from flask_babel import lazy_gettext as _l
 from redis import RedisError
-from sqlalchemy import and_, exists, func, insert, or_, select, true, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from portal.contacts.service import log_assignment
@@ -55,7 +65,8 @@ from portal.models.base import utcnow
 from portal.models.org import department_member
 from portal.realtime import presence
 from portal.redis_conn import get_redis
-from portal.roulette import hours
+from portal.roulette import hours, push
+from portal.roulette.push import Ended, OfferCard, ended_of
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +520,7 @@ def route_lead(lead_id: int) -> Placed | None:
         if chosen_plan.chosen is None:
             if _next_round(account, lead, chosen_plan, now):
                 continue
-            _record_reasons(lead, chosen_plan)
+            _record_reasons(_changed_reasons(lead, chosen_plan))
             db.session.rollback()
             return None
         while chosen_plan.chosen is not None:
@@ -648,7 +659,6 @@ def after_offer(placed: Placed, card=None) -> None:
     """Push the offer to its agent and schedule its expiry (after commit).
     With the pop-up's facts at hand (`push.OfferCard`), nothing is read back."""
     from portal.queue import enqueue_at
-    from portal.roulette import push
 
     try:
         if card is not None:
@@ -866,7 +876,7 @@ def _seconds(since: datetime | None, until: datetime) -> int | None:
     return None if since is None else max(0, int((until - since).total_seconds()))
 
 
-def accept(user: User, offer_id: int) -> Offer:
+def accept(user: User, offer_id: int) -> Ended:
     """The agent takes the lead: they become the contact's owner.
 
     Raises NotFound (not their offer) or Conflict (decided, expired or
@@ -877,7 +887,12 @@ def accept(user: User, offer_id: int) -> Offer:
     if not _decide(offer.id, OfferState.ACCEPTED, now):
         db.session.rollback()
         _refuse(offer.id)
-    lead = db.session.get(Lead, offer.lead_id)
+    lead, contact = db.session.execute(
+        select(Lead, Contact)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .where(Lead.id == offer.lead_id)
+        .execution_options(populate_existing=True)
+    ).one()
     db.session.execute(
         update(Lead)
         .where(Lead.id == lead.id)
@@ -889,7 +904,6 @@ def accept(user: User, offer_id: int) -> Offer:
         )
         .execution_options(synchronize_session=False)
     )
-    contact = db.session.get(Contact, lead.contact_id, populate_existing=True)
     if _assigned_by_hand_since(contact, offer, user):
         _withdraw_for_hand_assignment(contact.id)
     previous = db.session.get(User, contact.owner_id) if contact.owner_id else None
@@ -921,10 +935,28 @@ def accept(user: User, offer_id: int) -> Offer:
         if not moved:
             _withdraw_for_hand_assignment(contact.id)
         log_assignment(contact, previous, user, user, AssignmentHow.ROULETTE)
+    ended = _ended(offer, OfferState.ACCEPTED, now, contact, user)
     db.session.commit()
-    db.session.refresh(offer)
-    _after_decision(offer)
-    return offer
+    _after_decision(ended)
+    return ended
+
+
+def _ended(
+    offer: Offer, state: OfferState, now: datetime, contact: Contact, agent: User
+) -> Ended:
+    """What the end of the decided offer shows (taken before the commit
+    expires the rows it comes from)."""
+    return Ended(
+        id=offer.id,
+        lead_id=offer.lead_id,
+        agent_id=offer.agent_id,
+        state=str(state),
+        expires_at=offer.expires_at,
+        decided_at=now,
+        contact_id=contact.id,
+        contact_name=contact.name,
+        language=agent.language,
+    )
 
 
 def _assigned_by_hand_since(contact: Contact, offer: Offer, user: User) -> bool:
@@ -952,7 +984,7 @@ def _withdraw_for_hand_assignment(contact_id: int) -> None:
     raise Conflict(str(_REFUSALS[OfferState.CANCELLED]))
 
 
-def decline(user: User, offer_id: int) -> Offer:
+def decline(user: User, offer_id: int) -> Ended:
     """The agent passes; the lead goes to the next candidate at once."""
     offer = _own_offer(user, offer_id)
     now = utcnow()
@@ -960,10 +992,10 @@ def decline(user: User, offer_id: int) -> Offer:
         db.session.rollback()
         _refuse(offer.id)
     _requeue(offer.lead_id)
+    ended = ended_of(offer.id)
     db.session.commit()
-    db.session.refresh(offer)
-    _after_decision(offer)
-    return offer
+    _after_decision(ended)
+    return ended
 
 
 def _requeue(lead_id: int) -> None:
@@ -995,7 +1027,7 @@ def expire_offer(offer_id: int, now: datetime | None = None) -> bool:
     if not ended:
         db.session.rollback()
         return False
-    offer = db.session.get(Offer, offer_id, populate_existing=True)
+    offer = ended_of(offer_id)
     _requeue(offer.lead_id)
     db.session.commit()
     paused = _pause_if_absent(offer.agent_id)
@@ -1052,18 +1084,15 @@ def cancel_pending(agent_id: int) -> list[int]:
             withdrawn.append(offer.id)
     db.session.commit()
     for offer_id in withdrawn:
-        offer = db.session.get(Offer, offer_id, populate_existing=True)
-        _after_decision(offer, agent_free=False)
+        _after_decision(ended_of(offer_id), agent_free=False)
     return withdrawn
 
 
-def _after_decision(offer: Offer, agent_free: bool = True) -> None:
+def _after_decision(offer: Ended, agent_free: bool = True) -> None:
     """After the commit: tell the agent's tabs, route the lead on if it came
     back to the queue, and give the agent, now free, a waiting lead."""
-    from portal.roulette import push
-
     try:
-        push.offer_state(offer.id)
+        push.offer_ended(offer)
     except Exception:
         log.exception("pushing the end of offer %s failed", offer.id)
     if offer.state != OfferState.EXPIRED:
@@ -1124,15 +1153,13 @@ def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
-    from portal.roulette import push
-
     for offer_id in withdrawn:
-        offer = db.session.get(Offer, offer_id, populate_existing=True)
+        offer = push.ended_of(offer_id)
         try:
-            push.offer_state(offer.id)
+            push.offer_ended(offer)
         except Exception:
-            log.exception("pushing the withdrawal of offer %s failed", offer.id)
-        _unschedule_expiry(offer.id)
+            log.exception("pushing the withdrawal of offer %s failed", offer_id)
+        _unschedule_expiry(offer_id)
         route_soon(agent_id=offer.agent_id)
 
 
@@ -1164,8 +1191,6 @@ def set_available(user: User, available: bool, automatic: bool = False) -> Agent
     db.session.commit()
     if changed:
         roster_changed()
-    from portal.roulette import push
-
     if changed:
         push.presence(user.id, automatic=automatic)
     if available:
@@ -1268,6 +1293,7 @@ def dispatch(
     db.session.rollback()  # end the read snapshot before placing
     free = {agent_id for agent_id in pool.agents if pool.is_free(agent_id)}
     placed = 0
+    reasons: list[dict] = []
     for lead in waiting:
         if tick is not None:
             tick()  # the router renews its lease through long passes
@@ -1287,7 +1313,7 @@ def dispatch(
                     free.discard(offer.agent_id)
                     placed += 1
             else:
-                _record_reasons(lead, lead_plan)
+                reasons += _changed_reasons(lead, lead_plan)
             continue
         while lead_plan.chosen is not None:
             agent_id = lead_plan.chosen.id
@@ -1304,13 +1330,12 @@ def dispatch(
             pool.busy.add(agent_id)
             free.discard(agent_id)
             lead_plan.next_choice()
+    _record_reasons(reasons)
     return placed
 
 
 def _card(pool: Pool, lead, agent_id: int):
     """The pop-up's facts, from what the dispatch read already."""
-    from portal.roulette.push import OfferCard
-
     return OfferCard(
         lead_id=lead.id,
         contact_name=lead.name,
@@ -1330,24 +1355,31 @@ def _may_start_next_round(lead, lead_plan: Plan) -> bool:
     )
 
 
-def _record_reasons(lead, lead_plan: Plan) -> None:
-    """Keep why a lead waits (shown on the contact's profile); written only
-    when the reasons changed."""
+def _changed_reasons(lead, lead_plan: Plan) -> list[dict]:
+    """The row `_record_reasons` writes for a waiting lead, if its reasons
+    changed."""
     if _reasons(lead.routing) == _reasons(lead_plan.candidates):
+        return []
+    return [{"lead_id": lead.id, "routing": lead_plan.candidates}]
+
+
+def _record_reasons(reasons: list[dict]) -> None:
+    """Keep why leads wait (shown on the contact's profile): one statement
+    and one short write for the whole pass, whose reasons changed."""
+    if not reasons:
         return
+    table = Lead.__table__
     db.session.execute(
-        update(Lead)
-        .where(Lead.id == lead.id, Lead.state == "queued")
-        .values(routing=lead_plan.candidates)
-        .execution_options(synchronize_session=False)
+        update(table)
+        .where(table.c.id == bindparam("lead_id"), table.c.state == "queued")
+        .values(routing=bindparam("routing")),
+        reasons,
     )
     db.session.commit()
 
 
 def alert_long_waits(account: Account, now: datetime | None = None) -> int:
     """Tell the department's managers about leads waiting too long."""
-    from portal.roulette import push
-
     now = now or utcnow()
     threshold = now - timedelta(minutes=account.roulette_queue_alert_minutes)
     waiting = list(

@@ -21,7 +21,7 @@ from portal.auth.access import require
 from portal.errors import Conflict, NotFound
 from portal.errors_http import error_response
 from portal.extensions import db
-from portal.models import AgentState, Offer
+from portal.models import AgentState
 from portal.rendering import render
 from portal.roulette import push, service
 
@@ -83,9 +83,9 @@ def set_presence():
     return _switch(**push.switch_context(current_user))
 
 
-def _ended(offer: Offer, refusal: str | None = None) -> str:
+def _ended(ended: push.Ended, refusal: str | None = None) -> str:
     return render(
-        PUSH, "offer_state", iso=push.iso, refusal=refusal, **push.offer_context(offer)
+        PUSH, "offer_state", iso=push.iso, refusal=refusal, **push.ended_context(ended)
     )
 
 
@@ -93,8 +93,7 @@ def _refused(offer_id: int, message: str):
     """409: the offer as it ended, saying why the answer came too late."""
     if not request.htmx:
         return error_response(409, message)
-    offer = db.session.get(Offer, offer_id, populate_existing=True)
-    return _ended(offer, refusal=message), 409
+    return _ended(push.ended_of(offer_id), refusal=message), 409
 
 
 @bp.post("/offers/<int:offer_id>/accept")
@@ -102,15 +101,15 @@ def _refused(offer_id: int, message: str):
 def accept(offer_id: int):
     """Take the lead; htmx is sent on to the contact (HX-Redirect)."""
     try:
-        offer = service.accept(current_user, offer_id)
+        ended = service.accept(current_user, offer_id)
     except NotFound:
         abort(404)
     except Conflict as exc:
         return _refused(offer_id, str(exc))
-    contact_url = url_for("contact.show", contact_id=offer.lead.contact_id)
+    contact_url = url_for("contact.show", contact_id=ended.contact_id)
     if not request.htmx:
         return redirect(contact_url, 303)
-    return _ended(offer), 200, {"HX-Redirect": contact_url}
+    return _ended(ended), 200, {"HX-Redirect": contact_url}
 
 
 @bp.post("/offers/<int:offer_id>/decline")
@@ -118,11 +117,11 @@ def accept(offer_id: int):
 def decline(offer_id: int):
     """Pass the lead on to the next agent."""
     try:
-        offer = service.decline(current_user, offer_id)
+        ended = service.decline(current_user, offer_id)
     except NotFound:
         abort(404)
     except Conflict as exc:
         return _refused(offer_id, str(exc))
     if not request.htmx:
         return redirect(_back(), 303)
-    return _ended(offer)
+    return _ended(ended)
