@@ -11,7 +11,7 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from portal.contacts import normalize
@@ -156,24 +156,42 @@ def clean_contact(account: Account, data: ContactInput) -> Cleaned:
     )
 
 
-def find_matches(
-    account: Account, phone_e164: str | None, email: str | None, limit: int = 5
-) -> list[Contact]:
-    """Existing contacts with this phone or email (normalised)."""
+def _matching(account: Account, phone_e164: str | None, email: str | None):
+    """The condition "this account's contact with this phone or email"
+    (normalised), or None when there is neither."""
     conditions = []
     if phone_e164:
         conditions.append(Contact.phone_e164 == phone_e164)
     if email:
         conditions.append(Contact.email_normalized == email)
     if not conditions:
+        return None
+    return and_(Contact.account_id == account.id, or_(*conditions))
+
+
+def find_matches(
+    account: Account, phone_e164: str | None, email: str | None, limit: int = 5
+) -> list[Contact]:
+    """Existing contacts with this phone or email (normalised)."""
+    matching = _matching(account, phone_e164, email)
+    if matching is None:
         return []
     return list(
         db.session.scalars(
-            select(Contact)
-            .where(Contact.account_id == account.id, or_(*conditions))
-            .order_by(Contact.id)
-            .limit(limit)
+            select(Contact).where(matching).order_by(Contact.id).limit(limit)
         )
+    )
+
+
+def first_match_id(
+    account: Account, phone_e164: str | None, email: str | None
+) -> int | None:
+    """The oldest contact with this phone or email, by id only."""
+    matching = _matching(account, phone_e164, email)
+    if matching is None:
+        return None
+    return db.session.scalar(
+        select(Contact.id).where(matching).order_by(Contact.id).limit(1)
     )
 
 
@@ -760,7 +778,7 @@ def clean_email(raw: str) -> str | None:
     return _clean_email(raw)
 
 
-def add_unowned_contact(
+def insert_unowned_contact(
     account: Account,
     *,
     name: str,
@@ -769,16 +787,18 @@ def add_unowned_contact(
     department_id: int | None = None,
     campaign_id: int | None = None,
     origin: str = Origin.WEB,
-) -> Contact:
-    """Add a contact that nobody created or owns yet (a lead from the API),
-    from already cleaned values. Flushes, does not commit: the caller's
-    transaction writes it together with what belongs to it, or nothing."""
-    return _contact_row(
+    now: datetime,
+) -> int:
+    """Add a contact that nobody created or owns yet (a lead from the API)
+    from already cleaned values, in one INSERT; its id. Does not commit:
+    the caller's transaction writes it together with what belongs to it, or
+    nothing."""
+    values = _contact_values(
         account,
         name,
         phone,
         email,
-        now=utcnow(),
+        now=now,
         origin=origin,
         department_id=department_id,
         campaign_id=campaign_id,
@@ -786,6 +806,12 @@ def add_unowned_contact(
         custom={},
         status=ContactStatus.NEW,
     )
+    return db.session.execute(_INSERT_CONTACT, values).scalar_one()
+
+
+# One statement for every call, values as parameters: a `.values(...)`
+# built per call costs more to construct and cache-key than to execute.
+_INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
 
 
 def _contact_row(
@@ -801,6 +827,27 @@ def _contact_row(
     """Add (and flush) a contact from cleaned values, with the search forms
     of its name, phone and email filled in."""
     contact = Contact(
+        **_contact_values(
+            account, name, phone, email, now=now, origin=origin, **columns
+        )
+    )
+    db.session.add(contact)
+    db.session.flush()
+    return contact
+
+
+def _contact_values(
+    account: Account,
+    name: str,
+    phone: normalize.Phone | None,
+    email: str | None,
+    *,
+    now: datetime,
+    origin: str,
+    **columns,
+) -> dict:
+    """A new contact's columns, with the search forms filled in."""
+    return dict(
         account_id=account.id,
         name=name,
         name_search=normalize.fold(name),
@@ -814,6 +861,3 @@ def _contact_row(
         last_activity_at=now,
         **columns,
     )
-    db.session.add(contact)
-    db.session.flush()
-    return contact
