@@ -883,16 +883,20 @@ def accept(user: User, offer_id: int) -> Ended:
     withdrawn; the message says which).
     """
     offer = _own_offer(user, offer_id)
-    now = utcnow()
-    if not _decide(offer.id, OfferState.ACCEPTED, now):
-        db.session.rollback()
-        _refuse(offer.id)
+    # Read before the first write: a write transaction holds SQLite's one
+    # write lock until it commits. A hand assignment committed after this
+    # read is caught by the contact UPDATE's guard below.
     lead, contact = db.session.execute(
         select(Lead, Contact)
         .join(Contact, Contact.id == Lead.contact_id)
         .where(Lead.id == offer.lead_id)
         .execution_options(populate_existing=True)
     ).one()
+    previous = db.session.get(User, contact.owner_id) if contact.owner_id else None
+    now = utcnow()
+    if not _decide(offer.id, OfferState.ACCEPTED, now):
+        db.session.rollback()
+        _refuse(offer.id)
     db.session.execute(
         update(Lead)
         .where(Lead.id == lead.id)
@@ -906,7 +910,6 @@ def accept(user: User, offer_id: int) -> Ended:
     )
     if _assigned_by_hand_since(contact, offer, user):
         _withdraw_for_hand_assignment(contact.id)
-    previous = db.session.get(User, contact.owner_id) if contact.owner_id else None
     if previous is None or previous.id != user.id:
         values: dict = {
             "owner_id": user.id,
