@@ -520,7 +520,7 @@ def route_lead(lead_id: int) -> Placed | None:
         if chosen_plan.chosen is None:
             if _next_round(account, lead, chosen_plan, now):
                 continue
-            _record_reasons(_changed_reasons(lead, chosen_plan))
+            _record_reasons(_changed_reasons({lead.id: chosen_plan.candidates}))
             db.session.rollback()
             return None
         while chosen_plan.chosen is not None:
@@ -1274,7 +1274,10 @@ def dispatch(
             Lead.round,
             Lead.exhausted_at,
             Lead.department_id,
-            Lead.routing,
+            # Whether its reasons are on record, not the reasons: a long
+            # queue's reasons (a list per lead of every agent) cost more to
+            # decode on every pass than the rest of the pass.
+            Lead.routing.is_not(None).label("routed"),
             Lead.source,
             Lead.message,
             Contact.owner_id,
@@ -1296,12 +1299,12 @@ def dispatch(
     db.session.rollback()  # end the read snapshot before placing
     free = {agent_id for agent_id in pool.agents if pool.is_free(agent_id)}
     placed = 0
-    reasons: list[dict] = []
+    reasons: dict[int, list] = {}
     for lead in waiting:
         if tick is not None:
             tick()  # the router renews its lease through long passes
         candidates = pool.candidates(lead.department_id, lead.owner_id)
-        if not (candidates & free) and lead.routing is not None:
+        if not (candidates & free) and lead.routed:
             continue  # nobody could take it now; its reasons are on record
         declined = _declined_by(
             declined_rows.get(lead.id, ()), lead.round, lead.exhausted_at is not None
@@ -1316,7 +1319,7 @@ def dispatch(
                     free.discard(offer.agent_id)
                     placed += 1
             else:
-                reasons += _changed_reasons(lead, lead_plan)
+                reasons[lead.id] = lead_plan.candidates
             continue
         while lead_plan.chosen is not None:
             agent_id = lead_plan.chosen.id
@@ -1333,7 +1336,7 @@ def dispatch(
             pool.busy.add(agent_id)
             free.discard(agent_id)
             lead_plan.next_choice()
-    _record_reasons(reasons)
+    _record_reasons(_changed_reasons(reasons))
     return placed
 
 
@@ -1358,12 +1361,22 @@ def _may_start_next_round(lead, lead_plan: Plan) -> bool:
     )
 
 
-def _changed_reasons(lead, lead_plan: Plan) -> list[dict]:
-    """The row `_record_reasons` writes for a waiting lead, if its reasons
-    changed."""
-    if _reasons(lead.routing) == _reasons(lead_plan.candidates):
+def _changed_reasons(reasons: dict[int, list]) -> list[dict]:
+    """The rows `_record_reasons` writes: the leads in `reasons` (lead id:
+    candidates) whose reasons on record differ."""
+    if not reasons:
         return []
-    return [{"lead_id": lead.id, "routing": lead_plan.candidates}]
+    recorded = dict(
+        db.session.execute(
+            select(Lead.id, Lead.routing).where(Lead.id.in_(list(reasons)))
+        ).all()
+    )
+    db.session.rollback()  # a read: end it before the write
+    return [
+        {"lead_id": lead_id, "routing": candidates}
+        for lead_id, candidates in reasons.items()
+        if _reasons(recorded.get(lead_id)) != _reasons(candidates)
+    ]
 
 
 def _record_reasons(reasons: list[dict]) -> None:
