@@ -13,7 +13,12 @@ each available and connects one websocket per agent. Then:
    time on the same Redis; expiry lateness (decided_at - expires_at);
    offers per agent (fairness).
 2. flood: --flood-clients threads post leads back to back for
-   --flood-seconds with the agents still answering: leads per second.
+   --flood-seconds while the roulette routes them and the agents keep
+   answering, at a person's pace now (think --flood-think-min..max, 4-9 s):
+   leads per second, beside the offers placed and answers handled meanwhile.
+   (At the steady phase's 0.2-1.5 s, 200 agents would post ~235 answers a
+   second, each dearer than an intake; pass --flood-think-min 0.2
+   --flood-think-max 1.5 to measure that.)
 3. checks, after the queue drained: no lead lost or doubled, no agent or
    lead with two pending offers at any time, every offer's frames received
    exactly once by the right agent.
@@ -1001,6 +1006,13 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     parser.add_argument("--think-min", type=float, default=0.2)
     parser.add_argument("--think-max", type=float, default=1.5)
     parser.add_argument(
+        "--flood-think-min",
+        type=float,
+        default=4.0,
+        help="agents' think time during the flood (a person's pace)",
+    )
+    parser.add_argument("--flood-think-max", type=float, default=9.0)
+    parser.add_argument(
         "--ignore-every", type=int, default=20, help="leave offer ids % N to expire"
     )
     parser.add_argument("--flood-seconds", type=float, default=10)
@@ -1054,6 +1066,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     spawn = multiprocessing.get_context("spawn")
     children = []
     stop = spawn.Event()
+    human_pace = spawn.Event()
     work = Path(tempfile.mkdtemp(prefix="roleta-roulette-out-"))
     failed = False
     try:
@@ -1076,13 +1089,23 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
             accept_share=args.accept,
             think_min_s=args.think_min,
             think_max_s=args.think_max,
+            flood_think_min_s=args.flood_think_min,
+            flood_think_max_s=args.flood_think_max,
             ignore_every=args.ignore_every,
         )
         started = time.monotonic()
         agents_proc = run_child(
             spawn,
             run_agents,
-            (server.url, logins, policy, messages, stop, str(work / "agents.json")),
+            (
+                server.url,
+                logins,
+                policy,
+                messages,
+                stop,
+                str(work / "agents.json"),
+                human_pace,
+            ),
         )
         children.append(agents_proc)
         kind, connected, switched_on, errors = messages.get(timeout=300)
@@ -1200,11 +1223,13 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
             for n in range(args.flood_processes)
         ]
         children += flood_procs
+        human_pace.set()
         flood_at = go()
         meter.start()
         profile(args.py_spy, server, work, "flood", args.flood_seconds)
         for proc in flood_procs:
             proc.join(timeout=args.flood_seconds + 300)
+        human_pace.clear()
         flood_cpu = meter.stop()
         flood_portal_s = (meter.seconds["gunicorn"], meter.seconds["worker"])
         flood_window = (flood_at - 1, time.time())
@@ -1285,8 +1310,16 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
             f"{web_s / len(created) * 1000:.0f} ms + worker "
             f"{worker_s / len(created) * 1000:.0f} ms"
         )
+    flood_end = flood_at + args.flood_seconds
+    offered_in_flood = sum(
+        1 for o in offers if flood_at <= (o["offered_at"] or 0) <= flood_end
+    )
+    answered_in_flood = sum(
+        1 for a in agents_out["answers"] if flood_at <= a["sent"] <= flood_end
+    )
     print(
-        f"  intake throughput, roulette on, {args.agents} agents answering, "
+        f"  intake throughput, roulette on, {args.agents} agents answering at a "
+        f"person's pace (think {args.flood_think_min:g}-{args.flood_think_max:g} s), "
         f"{args.flood_clients} clients in {args.flood_processes} processes for "
         f"{args.flood_seconds:g} s: {rate:.0f} leads/s "
         f"{verdict(rate >= INTAKE_TARGET)} (target >= {INTAKE_TARGET}/s); "
@@ -1296,7 +1329,9 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
             else ""
         )
         + f"states at intake {dict(flood_states)}; "
-        f"failed requests {sum(1 for r in flood if r['status'] != 201)}"
+        f"failed requests {sum(1 for r in flood if r['status'] != 201)}; "
+        f"meanwhile the roulette placed {offered_in_flood / args.flood_seconds:.0f} "
+        f"offers/s and agents answered {answered_in_flood / args.flood_seconds:.0f}/s"
     )
     failed |= rate < INTAKE_TARGET
     lines, _ = report_expiry(offers, agents_out["frames"], flood_window, "flood phase")

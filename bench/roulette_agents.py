@@ -62,6 +62,10 @@ class Policy:
     accept_share: float = 0.7
     think_min_s: float = 0.2
     think_max_s: float = 1.5
+    # While the `human_pace` event is set (the flood), think this long: a
+    # person reading the pop-up, not the steady phase's stress pace.
+    flood_think_min_s: float = 4.0
+    flood_think_max_s: float = 9.0
     # Offers with id % ignore_every == 0 are left unanswered (0: none).
     ignore_every: int = 20
     seed: int = 1
@@ -189,11 +193,14 @@ def run_agents(
     messages,
     stop,
     out_path: str,
+    human_pace=None,
 ) -> None:
     """Child process entry: connect, switch on, answer offers until `stop`
     (a multiprocessing Event) is set; then write the Outcome as JSON to
-    `out_path`. Puts ("ready", connected, switched_on, errors) on `messages`
-    once every agent is connected and available."""
+    `out_path`. While `human_pace` (an Event) is set, offers are answered
+    after the policy's flood think time. Puts ("ready", connected,
+    switched_on, errors) on `messages` once every agent is connected and
+    available."""
     outcome = Outcome()
     parts = urllib.parse.urlsplit(base_url)
     selector = selectors.DefaultSelector()
@@ -247,7 +254,10 @@ def run_agents(
             outcome.ignored.append(offer_id)
             return
         conn.ignored_in_a_row = 0
-        think = rng.uniform(policy.think_min_s, policy.think_max_s)
+        if human_pace is not None and human_pace.is_set():
+            think = rng.uniform(policy.flood_think_min_s, policy.flood_think_max_s)
+        else:
+            think = rng.uniform(policy.think_min_s, policy.think_max_s)
         decision = "accept" if rng.random() < policy.accept_share else "decline"
         heapq.heappush(due, (at + think, offer_id, conn.login.user_id, decision))
 
