@@ -1318,8 +1318,8 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         1 for a in agents_out["answers"] if flood_at <= a["sent"] <= flood_end
     )
     print(
-        f"  intake throughput, roulette on, {args.agents} agents answering at a "
-        f"person's pace (think {args.flood_think_min:g}-{args.flood_think_max:g} s), "
+        f"  intake throughput, roulette on, {args.agents} agents answering "
+        f"(think {args.flood_think_min:g}-{args.flood_think_max:g} s), "
         f"{args.flood_clients} clients in {args.flood_processes} processes for "
         f"{args.flood_seconds:g} s: {rate:.0f} leads/s "
         f"{verdict(rate >= INTAKE_TARGET)} (target >= {INTAKE_TARGET}/s); "
