@@ -686,3 +686,34 @@ def test_an_agent_who_may_not_take_web_leads_is_not_offered_waiting_ones(ctx):
         assert fresh(lead).state == "queued"
     flagged = agent()
     assert service.pending_offer(flagged.id).lead_id == leads[0].id
+
+
+def test_an_offer_is_stamped_after_its_wait_for_the_write_lock(ctx):
+    """The agent's time to answer starts when the offer is written, not when
+    its transaction began waiting behind another writer (SQLite)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite makes writers wait for one another")
+    from sqlalchemy import text
+
+    enable_roulette(timeout=60)
+    agent()
+    lead = make_lead(department="sales")
+    released: list[datetime] = []
+    holder = db.engine.connect()
+    holder.execute(text("UPDATE account SET name = name"))  # holds the write lock
+
+    def release() -> None:
+        time.sleep(0.3)
+        released.append(utcnow())
+        holder.commit()
+        holder.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    try:
+        offer = offer_of(service.route_lead(lead.id))
+    finally:
+        thread.join(timeout=10)
+    offered_at = offer.offered_at.replace(tzinfo=offer.offered_at.tzinfo or UTC)
+    assert offered_at >= released[0]
+    assert offer.expires_at.replace(tzinfo=UTC) - offered_at == timedelta(seconds=60)

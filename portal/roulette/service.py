@@ -573,9 +573,6 @@ AGENT_TAKEN = "agent taken"
 
 def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
     agent = lead_plan.chosen
-    # Stamped now, not when planning began: the agent gets the whole timeout.
-    now = utcnow()
-    expires_at = now + timedelta(seconds=account.roulette_offer_timeout)
     # The plan was read without locks. The lead must still be where the plan
     # saw it (queued, same round), and the agent must not have declined it
     # meanwhile: a stale plan must not ask them again.
@@ -602,6 +599,10 @@ def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
         if not moved:
             db.session.rollback()
             return LEAD_MOVED
+        # Stamped now, not when planning began nor before this transaction
+        # waited for SQLite's write lock: the agent gets the whole timeout.
+        now = utcnow()
+        expires_at = now + timedelta(seconds=account.roulette_offer_timeout)
         # A plain INSERT: the routing has no use for the ORM object.
         offer_id = db.session.scalar(
             insert(Offer)
