@@ -124,7 +124,9 @@ class Router(threading.Thread):
 
     def hold(self, client: redis.Redis) -> bool:
         held = bool(client.eval(_HOLD_SCRIPT, 1, LEASE, self.token, LEASE_MS))
-        self._renewed = time.monotonic()
+        # Only a held lease counts as renewed: a standing-by router asks
+        # again on every turn.
+        self._renewed = time.monotonic() if held else 0.0
         return held
 
     def tick(self) -> None:
@@ -132,16 +134,19 @@ class Router(threading.Thread):
         burst of leads) does not let it lapse, which would send every request
         back to routing by itself. Raises LeaseLost when another router took
         over meanwhile: this pass stops."""
-        if time.monotonic() - self._renewed < RENEW_SECONDS:
-            return
-        if not self.hold(get_redis(self.app)):
+        if self.renew_due() and not self.hold(get_redis(self.app)):
             raise LeaseLost()
+
+    def renew_due(self) -> bool:
+        return time.monotonic() - self._renewed >= RENEW_SECONDS
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
                 client = get_redis(self.app)
-                if not self.hold(client):
+                # Renewed at most every RENEW_SECONDS: a burst's passes follow
+                # each other closely, and each round trip delays an offer.
+                if self.renew_due() and not self.hold(client):
                     self.stopping.wait(LEASE_MS / 3000)
                     continue
                 if client.blpop([WAKE], timeout=IDLE_SECONDS):
