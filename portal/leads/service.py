@@ -304,7 +304,7 @@ _INSERT_LEAD = insert(Lead.__table__).returning(Lead.__table__.c.id)
 def _route(lead_id: int) -> str:
     """Offer the committed lead; its state afterwards (queued when routing
     failed: the sweeper offers it later)."""
-    from portal.roulette.service import route_soon
+    from portal.roulette.service import HANDED_TO_ROUTER, route_soon
 
     try:
         placed = route_soon(lead_id=lead_id)
@@ -312,10 +312,12 @@ def _route(lead_id: int) -> str:
         db.session.rollback()
         log.exception("routing lead %s failed; it waits for the sweep", lead_id)
         return "queued"
+    if placed == HANDED_TO_ROUTER:
+        return "queued"  # as committed; the router's offer follows
     if placed is not None:
         return "offered"
-    # Handed to the router, or routed here without an offer: a quick router
-    # or a rival routing may have moved it on already.
+    # Routed here without an offer: a rival routing or a quick accept may
+    # have moved it on already.
     return db.session.scalar(select(Lead.state).where(Lead.id == lead_id)) or "queued"
 
 

@@ -681,17 +681,22 @@ def after_offer(placed: Placed, card=None) -> None:
         log.exception("scheduling the expiry of offer %s failed", placed.offer_id)
 
 
+# What route_soon answers when a router took the work.
+HANDED_TO_ROUTER = "router"
+
+
 def route_soon(
     lead_id: int | None = None, agent_id: int | None = None
-) -> Placed | None:
+) -> Placed | str | None:
     """A committed change may let a lead be offered (a new or returned lead,
     a free agent): wake the router, or, none running, route here. Returns
-    the offer this call made of `lead_id`, if it routed by itself."""
+    HANDED_TO_ROUTER, or the offer this call made of `lead_id` when it
+    routed by itself (None: it made none)."""
     from portal.roulette import router
 
     try:
         if router.wake():
-            return None
+            return HANDED_TO_ROUTER
     except RedisError:
         # Redis is down: routing here is all we can do (it pushes nothing,
         # and the sweep catches up with what it misses).
