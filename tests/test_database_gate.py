@@ -148,3 +148,26 @@ def test_a_gate_held_too_long_elsewhere_is_passed_after_the_timeout(engine):
         other.release()
     assert gate.acquire(timeout=0.2) is True
     gate.release()
+
+
+def test_writers_checkpoint_the_wal_themselves_outside_the_gate(engine, tmp_path):
+    from portal.database import CHECKPOINT_EVERY
+
+    database = tmp_path / "gate.db"
+    with engine.connect() as conn:
+        # SQLite's own checkpoint would run inside a commit, in the gate.
+        assert conn.scalar(text("PRAGMA wal_autocheckpoint")) == 0
+    size_before = database.stat().st_size
+    gate = _gate(engine)
+    gate._commits = 0
+    for n in range(CHECKPOINT_EVERY - 1):
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO t (v) VALUES (:v)"), {"v": "x" * 2000 + str(n)}
+            )
+    # Everything so far sits in the WAL.
+    assert database.stat().st_size == size_before
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (v) VALUES ('last')"))
+    # The 200th commit copied it into the database file.
+    assert database.stat().st_size > size_before + (CHECKPOINT_EVERY - 1) * 2000
