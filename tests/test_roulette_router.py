@@ -349,3 +349,45 @@ def current_app_object():
     from flask import current_app
 
     return current_app._get_current_object()
+
+
+def test_new_leads_while_everyone_is_busy_wait_for_the_next_look(app):
+    """A burst's leads cannot be placed while every agent is answering: the
+    router does not read the whole queue again for each of them, only when
+    an agent may have come free, or at its idle look."""
+    thread = router.Router(app)  # not started: its decision alone
+    lead, agent_ = router.FOR_LEAD.encode(), router.FOR_AGENT.encode()
+    thread.rosters.free_after = {1: 0}
+    thread._passed = time.monotonic()
+    assert thread.nothing_to_do({lead})
+    assert not thread.nothing_to_do({lead, agent_})
+    assert not thread.nothing_to_do({agent_})
+    thread.rosters.free_after = {1: 2}
+    assert not thread.nothing_to_do({lead})
+    thread.rosters.free_after = {}  # the last pass found an empty queue
+    assert not thread.nothing_to_do({lead})
+    thread.rosters.free_after = {1: 0}
+    thread._passed = time.monotonic() - router.IDLE_SECONDS
+    assert not thread.nothing_to_do({lead})
+
+
+def test_a_lead_arriving_while_everyone_is_busy_is_offered_once_an_agent_is_free(
+    app, running_router
+):
+    with app.test_request_context():
+        enable_roulette()
+        only = agent()
+        first = make_lead(department="sales")
+        assert router.wake(router.FOR_LEAD) is True
+        offer = wait_for(lambda: pending_for(first), what="the first offer")
+
+        waiting = make_lead(department="sales")
+        assert router.wake(router.FOR_LEAD) is True
+        # Why it waits is on record by the router's next look.
+        assert wait_for(lambda: fresh(waiting).routing, what="the reasons")
+        assert fresh(waiting).state == "queued"
+
+        service.accept(only, offer.id)  # frees the agent and wakes the router
+        again = wait_for(lambda: pending_for(waiting), what="the second offer")
+        assert again.agent_id == only.id
+        db.session.remove()

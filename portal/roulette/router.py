@@ -50,7 +50,7 @@ IDLE_SECONDS = 0.5
 # piles up in a list nobody reads.
 _WAKE_SCRIPT = """
 if redis.call('exists', KEYS[1]) == 1 then
-  redis.call('rpush', KEYS[2], '1')
+  redis.call('rpush', KEYS[2], ARGV[1])
   redis.call('ltrim', KEYS[2], 0, 63)
   return 1
 end
@@ -79,11 +79,18 @@ return 0
 """
 
 
-def wake() -> bool:
+# What a wake-up is about: a lead to place, or an agent who may take one.
+FOR_LEAD = "lead"
+FOR_AGENT = "agent"
+
+
+def wake(about: str = FOR_AGENT) -> bool:
     """Ask the running router to route now. False when no router runs: the
-    caller must route by itself."""
+    caller must route by itself. `about` FOR_LEAD (only new or returned
+    leads, no agent freed) lets a router that just saw nobody free wait for
+    its next look instead of reading the queue again for nothing."""
     client = get_redis()
-    return bool(client.eval(_WAKE_SCRIPT, 2, LEASE, WAKE))
+    return bool(client.eval(_WAKE_SCRIPT, 2, LEASE, WAKE, about))
 
 
 def running() -> bool:
@@ -117,6 +124,7 @@ class Router(threading.Thread):
         self.app = app
         self.token = secrets.token_hex(8)
         self._renewed = 0.0
+        self._passed = 0.0
         self.stopping = threading.Event()
         from portal.roulette.service import RosterCache
 
@@ -149,9 +157,14 @@ class Router(threading.Thread):
                 if self.renew_due() and not self.hold(client):
                     self.stopping.wait(LEASE_MS / 3000)
                     continue
-                if client.blpop([WAKE], timeout=IDLE_SECONDS):
+                woken = client.blpop([WAKE], timeout=IDLE_SECONDS)
+                if woken:
                     # Every wake-up sent so far is served by this one pass.
-                    client.delete(WAKE)
+                    pipe = client.pipeline()
+                    pipe.lrange(WAKE, 0, -1).delete(WAKE)
+                    about = {woken[1], *pipe.execute()[0]}
+                    if self.nothing_to_do(about):
+                        continue
                 self.turn()
             except redis.RedisError as exc:
                 log.warning("router lost Redis (%s); retrying", exc)
@@ -161,7 +174,19 @@ class Router(threading.Thread):
                 self.stopping.wait(0.5)
         self.release()
 
+    def nothing_to_do(self, about: set[bytes]) -> bool:
+        """Only new leads, while the last pass (under IDLE_SECONDS ago) saw
+        every agent busy: nobody could take them. Skipping spares a burst's
+        every lead a pass over the whole queue; the next wake-up about an
+        agent, or the idle look, offers them and records why they wait."""
+        return (
+            about == {FOR_LEAD.encode()}
+            and self.rosters.nobody_free()
+            and time.monotonic() - self._passed < IDLE_SECONDS
+        )
+
     def turn(self) -> int:
+        self._passed = time.monotonic()
         with self.app.app_context():
             try:
                 return dispatch_all(self.rosters, self.tick)

@@ -396,6 +396,13 @@ class RosterCache:
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[float, bytes | None, Roster]] = {}
+        # Free agents each account had left after the router's last pass
+        # (absent: unknown, e.g. the queue was empty).
+        self.free_after: dict[int, int] = {}
+
+    def nobody_free(self) -> bool:
+        """Whether the last pass left no agent free in any account."""
+        return bool(self.free_after) and not any(self.free_after.values())
 
     def roster(self, account: Account) -> Roster:
         version = get_redis().get(ROSTER_VERSION)
@@ -695,7 +702,7 @@ def route_soon(
     from portal.roulette import router
 
     try:
-        if router.wake():
+        if router.wake(router.FOR_AGENT if agent_id is not None else router.FOR_LEAD):
             return HANDED_TO_ROUTER
     except RedisError:
         # Redis is down: routing here is all we can do (it pushes nothing,
@@ -1296,6 +1303,8 @@ def dispatch(
     ).all()
     if not waiting:
         db.session.rollback()
+        if rosters is not None:
+            rosters.free_after.pop(account.id, None)
         return 0
     roster = rosters.roster(account) if rosters is not None else None
     pool = read_pool(account, now, whole=True, roster=roster)
@@ -1343,6 +1352,8 @@ def dispatch(
             free.discard(agent_id)
             lead_plan.next_choice()
     _record_reasons(_changed_reasons(reasons))
+    if rosters is not None:
+        rosters.free_after[account.id] = len(free)
     return placed
 
 
