@@ -241,7 +241,18 @@ class CpuMeter:
             self.seconds[name] = used / hz
             cores = used / hz / elapsed
             ours += cores
-            parts.append(f"{name} {cores:.2f}")
+            # Per process too, where a group has several busy ones: gunicorn
+            # workers do not share connections evenly, nor the GIL.
+            each = sorted(
+                (
+                    (ticks - first.get(pid, 0)) / hz / elapsed
+                    for pid, ticks in self.last[name].items()
+                ),
+                reverse=True,
+            )
+            busy = [f"{c:.2f}" for c in each if c >= 0.01]
+            split = f" ({' + '.join(busy)})" if len(busy) > 1 else ""
+            parts.append(f"{name} {cores:.2f}{split}")
         return (
             f"CPU over {elapsed:.0f} s (cores busy of {cpus}): machine "
             f"{machine:.2f}, "
