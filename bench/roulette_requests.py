@@ -74,7 +74,7 @@ def main() -> int:
 
     from sqlalchemy import select
 
-    from bench.common import make_app, stop_embedded_redis
+    from bench.common import make_app
     from portal.apikeys import service as keys
     from portal.extensions import db
     from portal.models import Offer, OfferState, User
@@ -193,7 +193,6 @@ def main() -> int:
         intake()
     dispatch()
     measure("router pass over a queue, nobody free", 10, args.rounds, dispatch, sql)
-    stop_embedded_redis(app)
     return 0
 
 
