@@ -196,13 +196,13 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         (row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"),
         "",
     )
-    cursor.close()
     if isinstance(dbapi_connection, GatedConnection) and path:
         # A file database: its writers share a gate (an in-memory one has
         # a single connection and nothing to queue for), and checkpoint
         # outside it (see CHECKPOINT_EVERY).
         dbapi_connection.gate = gate_for(path)
-        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
 
 
 @event.listens_for(Engine, "before_cursor_execute")
@@ -217,28 +217,23 @@ def _take_gate(conn, cursor, statement, parameters, context, executemany) -> Non
         dbapi.take_gate()
 
 
-@event.listens_for(Engine, "after_cursor_execute")
-def _drop_gate_outside_transaction(
-    conn, cursor, statement, parameters, context, executemany
-) -> None:
-    # A write in autocommit mode (or one that opened no transaction) has
-    # already released SQLite's lock; release the gate with it.
-    dbapi = cursor.connection
+def _drop_gate_outside_transaction(dbapi) -> None:
+    # A write in autocommit mode (or one that failed or opened no
+    # transaction) has already released SQLite's lock; release the gate too.
     if (
         isinstance(dbapi, GatedConnection)
         and dbapi.holds_gate
         and not dbapi.in_transaction
     ):
         dbapi.drop_gate()
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _after_write(conn, cursor, statement, parameters, context, executemany) -> None:
+    _drop_gate_outside_transaction(cursor.connection)
 
 
 @event.listens_for(Engine, "handle_error")
-def _drop_gate_after_error(context) -> None:
-    execution = context.execution_context
-    dbapi = getattr(getattr(execution, "cursor", None), "connection", None)
-    if (
-        isinstance(dbapi, GatedConnection)
-        and dbapi.holds_gate
-        and not dbapi.in_transaction
-    ):
-        dbapi.drop_gate()
+def _after_failed_write(context) -> None:
+    cursor = getattr(context.execution_context, "cursor", None)
+    _drop_gate_outside_transaction(getattr(cursor, "connection", None))
