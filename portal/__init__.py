@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask, request, session
 from flask_login import current_user
 
-from portal import database  # noqa: F401  (engine pragmas)
+from portal import database  # engine pragmas, the SQLite gate, pings
 from portal.config import build_config
 from portal.extensions import (
     babel,
@@ -34,6 +34,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
 
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            database.ping_when_idle(engine, app.config["DATABASE_PING_IDLE_SECONDS"])
     migrate.init_app(
         app,
         db,

@@ -51,7 +51,12 @@ def build_config(overrides: dict | None = None) -> dict:
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # A pooled connection idle this long is pinged before use (see
+        # portal.database.ping_when_idle); 0 pings every checkout.
+        "DATABASE_PING_IDLE_SECONDS": float(
+            os.environ.get("DATABASE_PING_IDLE_SECONDS", "1")
+        ),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "PORTAL_PORT": int(os.environ.get("PORTAL_PORT", "5000")),
         "PUBLIC_URL": os.environ.get("PUBLIC_URL") or None,

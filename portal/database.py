@@ -24,8 +24,9 @@ import sqlite3
 import threading
 import time
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session
 
 log = logging.getLogger(__name__)
 
@@ -237,3 +238,47 @@ def _after_write(conn, cursor, statement, parameters, context, executemany) -> N
 def _after_failed_write(context) -> None:
     cursor = getattr(context.execution_context, "cursor", None)
     _drop_gate_outside_transaction(getattr(cursor, "connection", None))
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it sat idle for
+    `idle_seconds` or more, instead of on every checkout (pool_pre_ping).
+
+    A connection that was in use a moment ago is almost surely alive, and
+    the ping is one more round trip to PostgreSQL in every transaction
+    (a routing pass has two). One that idled may have been dropped by a
+    database restart or a proxy: it is pinged, and replaced when dead.
+    A restart during traffic fails the few transactions that were using
+    connections at that moment, as it would with any ping, and SQLAlchemy
+    then discards the pool's older connections.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping(dbapi_connection, record, proxy) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # just connected, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and checks out another.
+            raise exc.DisconnectionError(str(error)) from error
+
+
+def reads_outside_transaction(session: Session | scoped_session) -> None:
+    """Run the session's next statements, until it commits or rolls back,
+    outside a transaction on PostgreSQL: a pass of reads then costs no BEGIN
+    and ROLLBACK round trips. Each statement sees what was committed when it
+    ran, as in a READ COMMITTED transaction, and as SQLite's reads do (its
+    driver opens a transaction only before a write), so SQLite is left as
+    it is. The caller must not write before ending this: those writes would
+    commit one by one. No-op inside a transaction already begun."""
+    if isinstance(session, scoped_session):
+        session = session()  # the thread's own session
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
