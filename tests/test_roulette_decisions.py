@@ -693,5 +693,11 @@ def test_a_stale_plan_never_asks_again_an_agent_who_declined_meanwhile(ctx):
     service.decline(first, offer.id)
     assert fresh(lead).state == "queued"  # second is busy: the lead waits
 
-    assert service._place(account, stale_lead, stale_plan) == service.LEAD_MOVED
+    placed = service._place(
+        stale_lead,
+        stale_plan,
+        account_id=account.id,
+        timeout=account.roulette_offer_timeout,
+    )
+    assert placed == service.LEAD_MOVED
     assert offers_of(lead) == [(first.id, "declined")]

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from portal.extensions import db
 from portal.models import AgentState, Lead, Offer
@@ -121,6 +121,38 @@ def test_a_declined_lead_starts_its_next_round_in_the_batch(router_elsewhere):
     assert service.dispatch(current_account()) == 1
     assert offers_of(lead) == [(only.id, "declined"), (only.id, "pending")]
     assert fresh(lead).round == 2
+
+
+def test_a_pass_reads_first_then_writes_its_offer_in_three_statements(router_elsewhere):
+    # The write transaction holds the lead's row (and on SQLite the one
+    # write lock): nothing in it may wait for a read, such as re-loading
+    # the account object the pass's read phase expired.
+    enable_roulette()
+    only = agent()
+    lead = make_lead(department="sales")
+    run: list[str] = []
+    autocommit: dict[str, set] = {}
+
+    def record(conn, cursor, statement, *args) -> None:
+        verb = statement.split(None, 1)[0].upper()
+        run.append(verb)
+        dbapi = conn.connection.dbapi_connection
+        autocommit.setdefault(verb, set()).add(getattr(dbapi, "autocommit", None))
+
+    db.session.commit()  # the router's pass starts with no transaction open
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert router.dispatch_all() == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert pending_for(lead).agent_id == only.id
+    # The read phase (queue, busy agents, declines) ends before the writes.
+    assert run[run.index("UPDATE") :] == ["UPDATE", "INSERT", "UPDATE"]
+    if db.engine.dialect.name == "postgresql":
+        # Its reads ran outside a transaction (no BEGIN and ROLLBACK round
+        # trips); its writes inside one.
+        assert autocommit["SELECT"] == {True}
+        assert autocommit["UPDATE"] == autocommit["INSERT"] == {False}
 
 
 def test_leads_nobody_can_take_are_not_planned_again(ctx):

@@ -33,6 +33,7 @@ import redis
 from flask import Flask
 from sqlalchemy import select
 
+from portal.database import reads_outside_transaction
 from portal.extensions import db
 from portal.redis_conn import get_redis
 
@@ -105,6 +106,7 @@ def dispatch_all(rosters=None, tick=None) -> int:
     from portal.models import Account
     from portal.roulette.service import dispatch
 
+    reads_outside_transaction(db.session)
     accounts = list(
         db.session.scalars(select(Account).where(Account.roulette_enabled.is_(True)))
     )

@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from portal.contacts.service import log_assignment
+from portal.database import reads_outside_transaction
 from portal.errors import Conflict, NotFound
 from portal.extensions import db
 from portal.models import (
@@ -531,7 +532,12 @@ def route_lead(lead_id: int) -> Placed | None:
             db.session.rollback()
             return None
         while chosen_plan.chosen is not None:
-            placed = _place(account, lead, chosen_plan)
+            placed = _place(
+                lead,
+                chosen_plan,
+                account_id=account.id,
+                timeout=account.roulette_offer_timeout,
+            )
             if isinstance(placed, Placed):
                 after_offer(placed)
                 return placed
@@ -578,7 +584,13 @@ LEAD_MOVED = "lead moved"
 AGENT_TAKEN = "agent taken"
 
 
-def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
+def _place(
+    lead: Lead, lead_plan: Plan, *, account_id: int, timeout: int
+) -> Placed | str:
+    """Offer the lead to the plan's chosen agent, for `timeout` seconds.
+    (The account's id and timeout come as plain values: the account object
+    is expired by the time a pass places, and re-reading it would add a
+    query inside the write.)"""
     agent = lead_plan.chosen
     # The plan was read without locks. The lead must still be where the plan
     # saw it (queued, same round), and the agent must not have declined it
@@ -609,12 +621,12 @@ def _place(account: Account, lead: Lead, lead_plan: Plan) -> Placed | str:
         # Stamped now, not when planning began nor before this transaction
         # waited for SQLite's write lock: the agent gets the whole timeout.
         now = utcnow()
-        expires_at = now + timedelta(seconds=account.roulette_offer_timeout)
+        expires_at = now + timedelta(seconds=timeout)
         # A plain INSERT: the routing has no use for the ORM object.
         offer_id = db.session.scalar(
             insert(Offer)
             .values(
-                account_id=account.id,
+                account_id=account_id,
                 lead_id=lead.id,
                 agent_id=agent.id,
                 round=lead.round,
@@ -1278,8 +1290,11 @@ def dispatch(
     is answering). The router runs this after every wake-up; without a
     router, the sweep does.
     """
+    reads_outside_transaction(db.session)
     if not account.roulette_enabled:
         return 0
+    # Read before the snapshot ends (which expires the account object).
+    account_id, timeout = account.id, account.roulette_offer_timeout
     now = utcnow()
     waiting = db.session.execute(
         select(
@@ -1304,7 +1319,7 @@ def dispatch(
     if not waiting:
         db.session.rollback()
         if rosters is not None:
-            rosters.free_after.pop(account.id, None)
+            rosters.free_after.pop(account_id, None)
         return 0
     roster = rosters.roster(account) if rosters is not None else None
     pool = read_pool(account, now, whole=True, roster=roster)
@@ -1338,7 +1353,7 @@ def dispatch(
             continue
         while lead_plan.chosen is not None:
             agent_id = lead_plan.chosen.id
-            outcome = _place(account, lead, lead_plan)
+            outcome = _place(lead, lead_plan, account_id=account_id, timeout=timeout)
             if isinstance(outcome, Placed):
                 after_offer(outcome, _card(pool, lead, agent_id))
                 pool.take(agent_id, outcome.offered_at)
@@ -1353,7 +1368,7 @@ def dispatch(
             lead_plan.next_choice()
     _record_reasons(_changed_reasons(reasons))
     if rosters is not None:
-        rosters.free_after[account.id] = len(free)
+        rosters.free_after[account_id] = len(free)
     return placed
 
 
