@@ -4,9 +4,11 @@ and POST /offers/<id>/accept|decline, plus what every page carries for them
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+import redis
 from sqlalchemy import update
 
 from portal.extensions import db
@@ -94,6 +96,44 @@ def test_a_foreign_referrer_is_not_followed(client, auth, ctx):
     )
     assert response.status_code == 303
     assert "evil.example" not in response.headers["Location"]
+
+
+@contextmanager
+def _redis_unreachable(app):
+    """The app's Redis client swapped for one to a port nobody listens on:
+    every command fails with a real connection error, as in an outage."""
+    kept = app.extensions["roleta_redis"]
+    app.extensions["roleta_redis"] = redis.Redis.from_url(
+        "redis://127.0.0.1:1/0", socket_connect_timeout=0.5
+    )
+    try:
+        yield
+    finally:
+        app.extensions["roleta_redis"].close()
+        app.extensions["roleta_redis"] = kept
+
+
+def test_the_switch_is_saved_and_answered_during_a_redis_outage(client, auth, ctx, app):
+    first, second = _agents()
+    offer = _offer_to(first, second)
+    auth.login(first)
+
+    with _redis_unreachable(app):
+        off = client.hx_post("/presence", data={"available": "0"})
+        on = client.hx_post("/presence", data={"available": "1"})
+
+    # Switching off withdrew the pending offer and queued its lead; the
+    # tabs and routers hear of it once Redis is back (reconnect, sweep).
+    assert off.status_code == 200
+    assert 'aria-checked="false"' in off.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Offer, offer.id).state == "cancelled"
+    assert db.session.get(Lead, offer.lead_id).state == "queued"
+    # Switching on is saved too; whether the socket is live cannot be
+    # known, so the switch says it is still connecting.
+    assert on.status_code == 200
+    assert 'data-online="false"' in on.get_data(as_text=True)
+    assert _state(first).available is True
 
 
 def test_presence_without_csrf_is_refused(client, auth, ctx):

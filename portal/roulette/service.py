@@ -1208,6 +1208,15 @@ def agent_state(user: User) -> AgentState:
     return state
 
 
+def _despite_redis(step: Callable, *args, **kwargs) -> None:
+    """Run a step that follows a commit; a Redis outage is logged, not
+    raised: what was committed stands."""
+    try:
+        step(*args, **kwargs)
+    except RedisError:
+        log.warning("%s after a commit failed: Redis unreachable", step.__name__)
+
+
 def set_available(user: User, available: bool, automatic: bool = False) -> AgentState:
     """The agent's "available" switch. On: waiting leads come to them. Off:
     their pending offer passes to the next agent. Commits."""
@@ -1217,22 +1226,31 @@ def set_available(user: User, available: bool, automatic: bool = False) -> Agent
     if changed:
         state.available_changed_at = utcnow()
     db.session.commit()
+    # The switch is saved. What follows tells the tabs and routers, through
+    # Redis; with Redis down it must not turn the saved switch into an
+    # error, nor stop the next step. The tabs get the switch again when
+    # their socket reconnects, and the sweep routes what a wake-up missed.
     if changed:
         roster_changed()
-    if changed:
-        push.presence(user.id, automatic=automatic)
+        _despite_redis(push.presence, user.id, automatic=automatic)
     if available:
-        route_soon(agent_id=user.id)
+        _despite_redis(route_soon, agent_id=user.id)
     elif not automatic:
-        cancel_pending(user.id)
+        _despite_redis(cancel_pending, user.id)
     return state
 
 
 def is_online(user: User) -> bool:
+    """Switched on with a live socket. False while Redis, which knows the
+    sockets, cannot be asked: no offer reaches the agent then anyway."""
     state = db.session.get(AgentState, user.id)
-    return bool(state and state.available) and presence.is_live(
-        user.account_id, user.id
-    )
+    if not (state and state.available):
+        return False
+    try:
+        return presence.is_live(user.account_id, user.id)
+    except RedisError:
+        log.warning("presence of user %s unknown: Redis unreachable", user.id)
+        return False
 
 
 def take_offline(user: User) -> None:
