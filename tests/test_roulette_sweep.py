@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from rq.job import Job
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AgentState, Lead, Notification
+from portal.models import AgentState, Department, Lead, Notification
 from portal.models.base import utcnow
+from portal.org.service import set_department_hours
 from portal.queue import enqueue, get_queue
 from portal.realtime import presence
 from portal.roulette import service
@@ -243,6 +244,39 @@ def test_a_long_wait_alerts_the_department_s_managers_once(ctx):
     assert notification.data["minutes"] == account.roulette_queue_alert_minutes
     assert db.session.get(Lead, lead.id, populate_existing=True).alerted_at is not None
     assert db.session.get(Lead, recent.id, populate_existing=True).alerted_at is None
+
+
+def test_only_open_hours_count_towards_a_long_wait(ctx):
+    # Sales works 09:00-18:00 UTC every day; support has no hours (always
+    # open). Two leads came in at 02:00 on a Monday night.
+    enable_roulette()
+    account = current_account()
+    minutes = account.roulette_queue_alert_minutes
+    manager = make_user("manager", departments=["sales", "support"])
+    night_sale = make_lead(department="sales")
+    night_support = make_lead(department="support")
+    sales = db.session.scalar(select(Department).where(Department.key == "sales"))
+    set_department_hours(
+        account,
+        sales.id,
+        {day: ("09:00", "18:00") for day in ("mon", "tue", "wed", "thu", "fri")},
+        "UTC",
+    )
+    came_in = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    db.session.execute(db.update(Lead).values(created_at=came_in))
+    db.session.commit()
+
+    def alerted_at(hour: int, minute: int) -> list[int]:
+        now = datetime(2026, 11, 23, hour, minute, tzinfo=UTC)
+        service.alert_long_waits(current_account(), now=now)
+        return sorted(lead_id for _user, lead_id in alerts())
+
+    # At night only the always-open department's lead alerts.
+    assert alerted_at(3, 0) == [night_support.id]
+    # Sales opened at 09:00: its agents get the whole threshold first.
+    assert alerted_at(9, minutes - 1) == [night_support.id]
+    assert alerted_at(9, minutes) == sorted([night_support.id, night_sale.id])
+    assert {user_id for user_id, _lead in alerts()} == {manager.id}
 
 
 def _at_once(app, work, threads: int = 2) -> list[BaseException]:

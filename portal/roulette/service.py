@@ -1445,9 +1445,17 @@ def _record_reasons(reasons: list[dict]) -> None:
 
 
 def alert_long_waits(account: Account, now: datetime | None = None) -> int:
-    """Tell the department's managers about leads waiting too long."""
+    """Tell the department's managers about leads waiting too long.
+
+    Only the time a department is open counts: a lead that came in at night
+    alerts nobody at night, nor the moment the department opens (when its
+    agents are switching on), but once the department has been open for the
+    whole threshold and the lead still waits.
+    """
     now = now or utcnow()
-    threshold = now - timedelta(minutes=account.roulette_queue_alert_minutes)
+    minutes = account.roulette_queue_alert_minutes
+    threshold = now - timedelta(minutes=minutes)
+    quiet = _not_open_throughout(account.id, now, minutes)
     waiting = list(
         db.session.scalars(
             select(Lead)
@@ -1456,6 +1464,7 @@ def alert_long_waits(account: Account, now: datetime | None = None) -> int:
                 Lead.state == "queued",
                 Lead.alerted_at.is_(None),
                 Lead.created_at <= threshold,
+                or_(Lead.department_id.is_(None), Lead.department_id.not_in(quiet)),
             )
             .order_by(Lead.id)
             .limit(100)
@@ -1478,6 +1487,19 @@ def alert_long_waits(account: Account, now: datetime | None = None) -> int:
             push.notification(notification_id, user_id)
         sent += 1
     return sent
+
+
+def _not_open_throughout(account_id: int, now: datetime, minutes: int) -> list[int]:
+    """Departments closed at some minute of the last `minutes` (sampled each
+    minute, which no working-hours span is shorter than)."""
+    return [
+        dept
+        for dept, working_hours, timezone in _department_hours(account_id)
+        if not all(
+            hours.is_open(working_hours, timezone, now - timedelta(minutes=back))
+            for back in range(minutes + 1)
+        )
+    ]
 
 
 def _managers_of(account: Account, lead: Lead) -> list[int]:
