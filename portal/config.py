@@ -32,6 +32,20 @@ def _secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _env_number(name: str, default: str, kind: type = int, minimum: float = 0):
+    """A numeric environment variable; a bad value stops the start with an
+    error naming the variable, instead of Python's bare conversion error."""
+    raw = os.environ.get(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what} of at least {minimum}; got {raw!r}")
+    return value
+
+
 def _database_url(instance: Path) -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -54,11 +68,11 @@ def build_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         # A pooled connection idle this long is pinged before use (see
         # portal.database.ping_when_idle); 0 pings every checkout.
-        "DATABASE_PING_IDLE_SECONDS": float(
-            os.environ.get("DATABASE_PING_IDLE_SECONDS", "1")
+        "DATABASE_PING_IDLE_SECONDS": _env_number(
+            "DATABASE_PING_IDLE_SECONDS", "1", float
         ),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
-        "PORTAL_PORT": int(os.environ.get("PORTAL_PORT", "5000")),
+        "PORTAL_PORT": _env_number("PORTAL_PORT", "5000", minimum=1),
         "PUBLIC_URL": os.environ.get("PUBLIC_URL") or None,
         "MAIL_URL": os.environ.get("MAIL_URL") or None,
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Roleta <no-reply@localhost>"),
@@ -79,9 +93,11 @@ def build_config(overrides: dict | None = None) -> dict:
         # Requests per API key, across all API endpoints (Flask-Limiter syntax).
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "1200 per minute"),
         # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory).
-        "PASSWORD_HASH_TIME_COST": int(os.environ.get("PASSWORD_HASH_TIME_COST", "3")),
-        "PASSWORD_HASH_MEMORY_KIB": int(
-            os.environ.get("PASSWORD_HASH_MEMORY_KIB", str(64 * 1024))
+        "PASSWORD_HASH_TIME_COST": _env_number(
+            "PASSWORD_HASH_TIME_COST", "3", minimum=1
+        ),
+        "PASSWORD_HASH_MEMORY_KIB": _env_number(
+            "PASSWORD_HASH_MEMORY_KIB", str(64 * 1024), minimum=8
         ),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
@@ -102,8 +118,8 @@ def build_config(overrides: dict | None = None) -> dict:
         # 5 + 10), within PostgreSQL's max_connections. A SQLite file is
         # pooled the same way; only an in-memory one takes no size.
         cfg["SQLALCHEMY_ENGINE_OPTIONS"].update(
-            pool_size=int(os.environ.get("DATABASE_POOL_SIZE", "5")),
-            max_overflow=int(os.environ.get("DATABASE_MAX_OVERFLOW", "10")),
+            pool_size=_env_number("DATABASE_POOL_SIZE", "5", minimum=1),
+            max_overflow=_env_number("DATABASE_MAX_OVERFLOW", "10"),
         )
     if overrides:
         cfg.update(overrides)

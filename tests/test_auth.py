@@ -254,6 +254,35 @@ def test_production_password_cost_is_argon2_cffi_default(monkeypatch, tmp_path):
     assert config["PASSWORD_HASH_MEMORY_KIB"] == default.memory_cost
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_PING_IDLE_SECONDS", "soon"),
+        ("DATABASE_PING_IDLE_SECONDS", "-1"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_MAX_OVERFLOW", "ten"),
+        ("PORTAL_PORT", "80.5"),
+    ],
+)
+def test_a_bad_number_in_the_environment_names_the_variable(
+    monkeypatch, tmp_path, name, value
+):
+    from portal.config import build_config
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://roleta@db/roleta")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"^{name} must be .*got '{value}'"):
+        build_config({"INSTANCE_PATH": str(tmp_path)})
+
+
+def test_the_ping_window_is_read_from_the_environment(monkeypatch, tmp_path):
+    from portal.config import build_config
+
+    monkeypatch.setenv("DATABASE_PING_IDLE_SECONDS", "2.5")
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    assert config["DATABASE_PING_IDLE_SECONDS"] == 2.5
+
+
 def test_the_database_pool_is_sized_from_the_environment(monkeypatch, tmp_path):
     from portal.config import build_config
 
