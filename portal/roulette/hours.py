@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask_babel import gettext as _
@@ -42,6 +42,17 @@ def is_open(hours: dict | None, timezone: str, at: datetime) -> bool:
         if start > end and minute < end:
             return True
     return False
+
+
+def open_throughout(
+    hours: dict | None, timezone: str, until: datetime, minutes: int
+) -> bool:
+    """Whether the hours were open for the whole `minutes` up to `until`,
+    checked at each minute (no span is shorter than one)."""
+    return all(
+        is_open(hours, timezone, until - timedelta(minutes=back))
+        for back in range(minutes + 1)
+    )
 
 
 def _minutes(hhmm: str) -> int:

@@ -523,6 +523,8 @@ def route_lead(lead_id: int) -> Placed | None:
         if not account.roulette_enabled:
             db.session.rollback()
             return None
+        # Read now: a failed placement's rollback expires the account.
+        account_id, timeout = account.id, account.roulette_offer_timeout
         now = utcnow()
         chosen_plan = plan(account, lead, now)
         if chosen_plan.chosen is None:
@@ -532,12 +534,7 @@ def route_lead(lead_id: int) -> Placed | None:
             db.session.rollback()
             return None
         while chosen_plan.chosen is not None:
-            placed = _place(
-                lead,
-                chosen_plan,
-                account_id=account.id,
-                timeout=account.roulette_offer_timeout,
-            )
+            placed = _place(lead, chosen_plan, account_id=account_id, timeout=timeout)
             if isinstance(placed, Placed):
                 after_offer(placed)
                 return placed
@@ -1490,15 +1487,11 @@ def alert_long_waits(account: Account, now: datetime | None = None) -> int:
 
 
 def _not_open_throughout(account_id: int, now: datetime, minutes: int) -> list[int]:
-    """Departments closed at some minute of the last `minutes` (sampled each
-    minute, which no working-hours span is shorter than)."""
+    """Departments closed at some moment of the last `minutes`."""
     return [
         dept
         for dept, working_hours, timezone in _department_hours(account_id)
-        if not all(
-            hours.is_open(working_hours, timezone, now - timedelta(minutes=back))
-            for back in range(minutes + 1)
-        )
+        if not hours.open_throughout(working_hours, timezone, now, minutes)
     ]
 
 
