@@ -1,4 +1,4 @@
-"""Roulette benchmark (issue #5): leads in, offers out, over real websockets.
+"""Roulette benchmark (issue 4): leads in, offers out, over real websockets.
 
 Starts the production shape (gunicorn with threaded workers, serving pages,
 the API and the websockets, plus one `flask --app app worker`), seeds N
@@ -1024,7 +1024,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     )
     parser.add_argument("--flood-think-max", type=float, default=9.0)
     parser.add_argument(
-        "--ignore-every", type=int, default=20, help="leave offer ids % N to expire"
+        "--ignore-every", type=int, default=20, help="leave offer ids %% N to expire"
     )
     parser.add_argument("--flood-seconds", type=float, default=10)
     parser.add_argument("--flood-clients", type=int, default=16)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from portal.extensions import db
 from portal.models import Account, Campaign, Contact, Lead, Offer
@@ -133,8 +133,12 @@ def test_a_returning_customer_by_phone_in_another_format_gets_a_new_lead(client,
     assert again.get_json()["contact_id"] == first.get_json()["contact_id"]
     assert again.get_json()["id"] != first.get_json()["id"]
     assert count(Contact) == 1 and count(Lead) == 2
-    # The contact keeps its name; the lead is new.
-    assert db.session.get(Contact, first.get_json()["contact_id"]).name == "Ana"
+    # The contact keeps its name, and is active as of the new lead.
+    contact = db.session.get(Contact, first.get_json()["contact_id"])
+    assert contact.name == "Ana"
+    assert contact.last_activity_at == (
+        db.session.get(Lead, again.get_json()["id"]).created_at
+    )
 
 
 def test_a_returning_customer_by_email_in_another_case_gets_a_new_lead(client, key):
@@ -158,6 +162,58 @@ def test_a_contact_entered_by_hand_is_matched_and_keeps_its_owner(client, key):
     db.session.remove()
     assert db.session.get(Contact, contact.id).owner_id == owner.id
     assert count(Contact) == 1
+
+
+def test_a_phone_and_an_email_of_two_contacts_go_to_the_older(client, key):
+    older = post(client, key, {"name": "Ana", "email": "ana@example.com"})
+    newer = post(client, key, {"name": "Bia", "phone": "+55 11 91234-5678"})
+    for body in (
+        {"name": "?", "phone": "11 91234-5678", "email": "ana@example.com"},
+        {"name": "?", "phone": "+55 11 99999-0000", "email": "ana@example.com"},
+    ):
+        response = post(client, key, body)
+        assert response.get_json()["contact_id"] == older.get_json()["contact_id"]
+    by_phone = post(client, key, {"name": "?", "phone": "11 91234-5678"})
+    assert by_phone.get_json()["contact_id"] == newer.get_json()["contact_id"]
+    assert count(Contact) == 2 and count(Lead) == 5
+
+
+@pytest.mark.parametrize("returning", [False, True])
+def test_an_intake_reads_once_then_writes_once(client, key, returning):
+    # After the key: one read finds the department, the external_id's lead
+    # and the contact; then the contact (when new) and the lead are written.
+    # On PostgreSQL that write is one statement, and nothing runs inside a
+    # transaction, so no BEGIN and COMMIT round trips.
+    org.get_or_create_department(current_account(), "sales")
+    db.session.commit()
+    assert post(client, key, {"name": "Ana", "phone": "11 91234-5678"}).status_code
+    db.session.remove()
+    phone = "11 91234-5678" if returning else "11 3456-7890"
+    body = {"name": "X", "phone": phone, "department": "sales", "external_id": "e1"}
+    run: list[tuple[str, bool | None]] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        dbapi = conn.connection.dbapi_connection
+        run.append(
+            (statement.split(None, 1)[0].upper(), getattr(dbapi, "autocommit", None))
+        )
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = post(client, key, body)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert response.status_code == 201
+    verbs = [verb for verb, _autocommit in run]
+    if db.engine.dialect.name == "postgresql":
+        assert verbs == ["SELECT", "SELECT", "WITH"]
+        assert {autocommit for _verb, autocommit in run} == {True}
+    else:
+        first_write = "UPDATE" if returning else "INSERT"
+        assert verbs == ["SELECT", "SELECT", first_write, "INSERT"]
+    lead = db.session.get(Lead, response.get_json()["id"])
+    assert lead.external_id == "e1" and lead.department_id is not None
+    assert count(Contact) == (1 if returning else 2) and count(Lead) == 2
 
 
 # ---------------------------------------------------------------- idempotency

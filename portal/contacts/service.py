@@ -11,7 +11,7 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from portal.contacts import normalize
@@ -180,18 +180,6 @@ def find_matches(
         db.session.scalars(
             select(Contact).where(matching).order_by(Contact.id).limit(limit)
         )
-    )
-
-
-def first_match_id(
-    account: Account, phone_e164: str | None, email: str | None
-) -> int | None:
-    """The oldest contact with this phone or email, by id only."""
-    matching = _matching(account, phone_e164, email)
-    if matching is None:
-        return None
-    return db.session.scalar(
-        select(Contact.id).where(matching).order_by(Contact.id).limit(1)
     )
 
 
@@ -778,22 +766,21 @@ def clean_email(raw: str) -> str | None:
     return _clean_email(raw)
 
 
-def insert_unowned_contact(
+def unowned_contact_values(
     account: Account,
     *,
     name: str,
     phone: normalize.Phone | None,
     email: str | None,
-    department_id: int | None = None,
-    campaign_id: int | None = None,
-    origin: str = Origin.WEB,
+    department_id: int | None,
+    campaign_id: int | None,
+    origin: str,
     now: datetime,
-) -> int:
-    """Add a contact that nobody created or owns yet (a lead from the API)
-    from already cleaned values, in one INSERT; its id. Does not commit:
-    the caller's transaction writes it together with what belongs to it, or
-    nothing."""
-    values = _contact_values(
+) -> dict:
+    """Every column of a new contact nobody created or owns yet, from
+    already cleaned values (for callers that write it in a statement of
+    their own)."""
+    return _contact_values(
         account,
         name,
         phone,
@@ -806,12 +793,6 @@ def insert_unowned_contact(
         custom={},
         status=ContactStatus.NEW,
     )
-    return db.session.execute(_INSERT_CONTACT, values).scalar_one()
-
-
-# One statement for every call, values as parameters: a `.values(...)`
-# built per call costs more to construct and cache-key than to execute.
-_INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
 
 
 def _contact_row(

@@ -2,18 +2,18 @@
 
 What keeps the promises (CONTRACT "Lead intake API"):
 - All or nothing: the contact (when new) and the lead are written in one
-  transaction; any error rolls both back.
+  transaction (on PostgreSQL, in one statement); any error writes neither.
 - Once per external_id: the unique constraint (account_id, external_id)
-  decides between concurrent requests. The loser's transaction rolls back
-  (its new contact with it) and it answers with the winner's lead, so 20
+  decides between concurrent requests. The loser's write rolls back (its
+  new contact with it) and it answers with the winner's lead, so 20
   identical requests at once make one lead and at most one offer.
 - Routing happens after the commit (`route_lead` needs a committed "queued"
   lead) and only by the request that created the lead; a failure there
   leaves the lead queued for the sweeper instead of failing the request.
 
-The hot path is a handful of indexed statements: the external_id probe, the
-department/campaign keys, the match by phone/email, two INSERTs, one COMMIT,
-then the roulette's own.
+The hot path is one read (the department and campaign keys, the
+external_id probe, the match by phone and by email) and one write (two
+INSERTs and a COMMIT on SQLite), then the roulette's own.
 """
 
 from __future__ import annotations
@@ -21,19 +21,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from flask_babel import gettext as _
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import Integer, String, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.contacts import normalize
-from portal.contacts.service import (
-    clean_email,
-    first_match_id,
-    insert_unowned_contact,
-)
+from portal.contacts.service import clean_email, unowned_contact_values
+from portal.database import reads_outside_transaction
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.leads.schemas import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadIn
@@ -66,6 +64,10 @@ class CleanLead:
     message: str | None
     external_id: str | None
     custom: dict[str, Any]
+    # Found by the same read: the lead of an earlier request with this
+    # external_id, and the contact this lead belongs to (None: a new one).
+    earlier_lead_id: int | None
+    contact_id: int | None
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,6 @@ def _text(payload: dict, key: str) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-def _id_by_key(model, account: Account, key: str) -> int | None:
-    return db.session.scalar(
-        select(model.id).where(model.account_id == account.id, model.key == key)
-    )
-
-
 def clean_lead(account: Account, payload: dict) -> CleanLead:
     """Validate every field at once; raises ValidationError naming each bad
     field (unknown fields included)."""
@@ -176,32 +172,86 @@ def clean_lead(account: Account, payload: dict) -> CleanLead:
     if "phone" not in errors and "email" not in errors and not (phone or email):
         errors["phone"] = errors["email"] = _("Give a phone number or an email.")
 
-    ids: dict[str, int | None] = {"department": None, "campaign": None}
-    for field, model_class in (("department", Department), ("campaign", Campaign)):
-        key = _text(payload, field) if field not in errors else None
-        if key:
-            if model_class is Department:
-                key = key.lower()  # department keys are stored lower-case
-            ids[field] = _id_by_key(model_class, account, key)
-            if ids[field] is None:
-                errors[field] = (
-                    _("No department has this key.")
-                    if model_class is Department
-                    else _("No campaign has this key.")
-                )
+    department = _text(payload, "department") if "department" not in errors else None
+    campaign = _text(payload, "campaign") if "campaign" not in errors else None
+    external_id = model.external_id if model is not None else None
+    found = db.session.execute(
+        _LOOKUP,
+        {
+            "account": account.id,
+            # Department keys are stored lower-case.
+            "department": department.lower() if department else None,
+            "campaign": campaign,
+            "external_id": external_id,
+            "phone": phone.e164 if phone else None,
+            "email": email,
+        },
+    ).one()
+    if department and found.department_id is None:
+        errors["department"] = _("No department has this key.")
+    if campaign and found.campaign_id is None:
+        errors["campaign"] = _("No campaign has this key.")
     if errors or model is None:
         raise ValidationError(errors)
+    # The returning customer (same phone or email, oldest first) gets the
+    # new lead.
+    matches = [i for i in (found.phone_match, found.email_match) if i is not None]
     return CleanLead(
         name=model.name,
         phone=phone,
         email=email,
-        department_id=ids["department"],
-        campaign_id=ids["campaign"],
+        department_id=found.department_id,
+        campaign_id=found.campaign_id,
         source=model.source,
         message=model.message,
-        external_id=model.external_id,
+        external_id=external_id,
         custom=model.custom,
+        earlier_lead_id=found.earlier_lead_id,
+        contact_id=min(matches, default=None),
     )
+
+
+def _key_lookup(model, name: str):
+    return (
+        select(model.id)
+        .where(
+            model.account_id == bindparam("account", type_=Integer),
+            model.key == bindparam(name, type_=String),
+        )
+        .scalar_subquery()
+        .label(f"{name}_id")
+    )
+
+
+def _first_contact(column, name: str):
+    return (
+        select(func.min(Contact.id))
+        .where(
+            Contact.account_id == bindparam("account", type_=Integer),
+            column == bindparam(name, type_=String),
+        )
+        .scalar_subquery()
+        .label(f"{name}_match")
+    )
+
+
+# What a lead refers to, in one round trip: its department's and campaign's
+# ids, the lead an earlier request with its external_id made, and the
+# oldest contacts with its phone and with its email. A NULL parameter finds
+# nothing, so one statement serves every payload.
+_LOOKUP = select(
+    _key_lookup(Department, "department"),
+    _key_lookup(Campaign, "campaign"),
+    select(Lead.id)
+    .where(
+        Lead.account_id == bindparam("account", type_=Integer),
+        Lead.external_id == bindparam("external_id", type_=String),
+    )
+    .scalar_subquery()
+    .label("earlier_lead_id"),
+    _first_contact(Contact.phone_e164, "phone"),
+    _first_contact(Contact.email_normalized, "email"),
+)
 
 
 # ---------------------------------------------------------------- intake
@@ -228,57 +278,20 @@ def receive_lead(account: Account, payload: dict) -> Intake:
     Raises ValidationError naming each bad field; on any other error nothing
     is written.
 
-    Everything is read and computed before the first write, which is then
-    two or three plain statements and the commit: SQLite writes one
-    transaction at a time, so the shorter each holds its lock, the more
-    leads come in per second.
+    One read finds everything the lead refers to; then the contact (when
+    new) and the lead are written together: on PostgreSQL in one statement
+    outside a transaction (one round trip, atomic by itself), on SQLite in
+    two plain INSERTs and the commit, which hold its one write lock briefly.
     """
+    reads_outside_transaction(db.session)
     data = clean_lead(account, payload)
-    if data.external_id:
+    if data.earlier_lead_id is not None:
         earlier = _by_external_id(account, data.external_id)
         if earlier is not None:
             db.session.rollback()
             return earlier
-    now = utcnow()
-    # The returning customer (same phone or email, oldest first) gets the
-    # new lead; else a new contact nobody owns yet.
-    contact_id = first_match_id(
-        account, data.phone.e164 if data.phone else None, data.email
-    )
-    lead_values = dict(
-        account_id=account.id,
-        origin=Origin.WEB,
-        source=data.source,
-        campaign_id=data.campaign_id,
-        department_id=data.department_id,
-        message=data.message,
-        external_id=data.external_id,
-        custom=data.custom,
-        state="queued",
-        created_at=now,
-    )
     try:
-        if contact_id is None:
-            contact_id = insert_unowned_contact(
-                account,
-                name=data.name,
-                phone=data.phone,
-                email=data.email,
-                department_id=data.department_id,
-                campaign_id=data.campaign_id,
-                origin=Origin.WEB,
-                now=now,
-            )
-        else:
-            db.session.execute(
-                update(Contact)
-                .where(Contact.id == contact_id)
-                .values(last_activity_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        lead_id = db.session.execute(
-            _INSERT_LEAD, {"contact_id": contact_id, **lead_values}
-        ).scalar_one()
+        lead_id, contact_id = _write(account, data, utcnow())
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -297,8 +310,120 @@ def receive_lead(account: Account, payload: dict) -> Intake:
     return Intake(lead_id=lead_id, contact_id=contact_id, state=state, created=True)
 
 
-# One statement for every lead, values as parameters (see _INSERT_CONTACT).
+def _write(account: Account, data: CleanLead, now: datetime) -> tuple[int, int]:
+    """Write the lead (and its new contact, when it has none yet); the ids
+    of both. Does not commit."""
+    lead_values = dict(
+        account_id=account.id,
+        origin=Origin.WEB,
+        source=data.source,
+        campaign_id=data.campaign_id,
+        department_id=data.department_id,
+        message=data.message,
+        external_id=data.external_id,
+        custom=data.custom,
+        state="queued",
+        round=1,
+        created_at=now,
+    )
+    contact_values = (
+        unowned_contact_values(
+            account,
+            name=data.name,
+            phone=data.phone,
+            email=data.email,
+            department_id=data.department_id,
+            campaign_id=data.campaign_id,
+            origin=Origin.WEB,
+            now=now,
+        )
+        if data.contact_id is None
+        else None
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Every parameter is prefixed: a key that names a column of a table
+        # written in the WITH would make SQLAlchemy add it to that write.
+        params = _prefixed(_LEAD, {"contact_id": data.contact_id, **lead_values})
+        if contact_values is None:
+            statement = _touching_contact(tuple(lead_values))
+        else:
+            statement = _with_new_contact(tuple(contact_values), tuple(lead_values))
+            params.update(_prefixed(_CONTACT, contact_values))
+        row = db.session.execute(statement, params).one()
+        return row.id, row.contact_id
+    if contact_values is None:
+        contact_id = data.contact_id
+        db.session.execute(
+            update(Contact)
+            .where(Contact.id == contact_id)
+            .values(last_activity_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        contact_id = db.session.execute(_INSERT_CONTACT, contact_values).scalar_one()
+    lead_id = db.session.execute(
+        _INSERT_LEAD, {"contact_id": contact_id, **lead_values}
+    ).scalar_one()
+    return lead_id, contact_id
+
+
+# One statement for every lead, values as parameters: a `.values(...)` built
+# per call costs more to construct and cache-key than to execute.
 _INSERT_LEAD = insert(Lead.__table__).returning(Lead.__table__.c.id)
+_INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
+_CONTACT, _LEAD = "contact_", "lead_"
+
+
+def _prefixed(prefix: str, values: dict) -> dict:
+    return {prefix + name: value for name, value in values.items()}
+
+
+def _bound(table, names: tuple[str, ...], prefix: str) -> dict:
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in names}
+
+
+@cache
+def _with_new_contact(contact_columns: tuple[str, ...], lead_columns: tuple[str, ...]):
+    """PostgreSQL: INSERT the contact and the lead naming it in one
+    statement (a data-modifying WITH)."""
+    contacts, leads = Contact.__table__, Lead.__table__
+    new_contact = (
+        insert(contacts)
+        .values(_bound(contacts, contact_columns, _CONTACT))
+        .returning(contacts.c.id)
+        .cte("new_contact")
+    )
+    lead_values = _bound(leads, lead_columns, _LEAD)
+    return (
+        insert(leads)
+        .from_select(
+            ["contact_id", *lead_values],
+            select(new_contact.c.id, *lead_values.values()),
+            include_defaults=False,  # the caller gives every column
+        )
+        .returning(leads.c.id, leads.c.contact_id)
+    )
+
+
+@cache
+def _touching_contact(lead_columns: tuple[str, ...]):
+    """PostgreSQL: INSERT the lead of a known contact and mark the contact
+    active, in one statement."""
+    contacts, leads = Contact.__table__, Lead.__table__
+    lead_values = _bound(leads, ("contact_id", *lead_columns), _LEAD)
+    touched = (
+        update(contacts)
+        .where(contacts.c.id == lead_values["contact_id"])
+        .values(last_activity_at=lead_values["created_at"])
+        .returning(contacts.c.id)
+        .cte("touched")
+    )
+    return (
+        insert(leads)
+        .values(lead_values)
+        .returning(leads.c.id, leads.c.contact_id)
+        .add_cte(touched)
+    )
 
 
 def _route(lead_id: int) -> str:
