@@ -676,6 +676,35 @@ def test_a_hand_assignment_racing_a_routing_leaves_no_pending_offer_behind(app):
             db.session.remove()
 
 
+def test_a_stale_plan_for_an_agent_another_routing_took_writes_nothing(ctx):
+    # Two routings chose the same free agent for two leads; the second finds
+    # them holding the first's offer: its lead stays queued, their turn keeps
+    # the first offer's time, and the caller may try the next agent.
+    enable_roulette()
+    only = agent()
+    first, second = make_lead(department="sales"), make_lead(department="sales")
+    account = current_account()
+    stale_lead = fresh(second)
+    stale_plan = service.plan(account, stale_lead)
+    assert stale_plan.chosen.id == only.id
+
+    taken = offered(first)
+    assert taken.agent_id == only.id
+    turn = db.session.get(AgentState, only.id, populate_existing=True).last_offer_at
+
+    placed = service._place(
+        stale_lead,
+        stale_plan,
+        account_id=account.id,
+        timeout=account.roulette_offer_timeout,
+    )
+    assert placed == service.AGENT_TAKEN
+    assert fresh(second).state == "queued" and offers_of(second) == []
+    state = db.session.get(AgentState, only.id, populate_existing=True)
+    assert state.last_offer_at == turn
+    assert offers_of(first) == [(only.id, "pending")]
+
+
 def test_a_stale_plan_never_asks_again_an_agent_who_declined_meanwhile(ctx):
     # Plans are read without locks: one made before a decline must not land
     # after it and offer the lead to the same agent again in the same round.

@@ -34,6 +34,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
@@ -587,7 +588,11 @@ def _place(
     """Offer the lead to the plan's chosen agent, for `timeout` seconds.
     (The account's id and timeout come as plain values: the account object
     is expired by the time a pass places, and re-reading it would add a
-    query inside the write.)"""
+    query inside the write.)
+
+    Three writes, all or none: the lead moves to "offered", the agent's
+    turn is stamped, the offer is inserted.
+    """
     agent = lead_plan.chosen
     # The plan was read without locks. The lead must still be where the plan
     # saw it (queued, same round), and the agent must not have declined it
@@ -598,63 +603,129 @@ def _place(
         Offer.state.in_(ENDED_WITHOUT_OWNER),
         true() if lead.exhausted_at is not None else Offer.round == lead.round,
     )
+    still_queued = (
+        Lead.id == lead.id,
+        Lead.state == "queued",
+        Lead.round == lead.round,
+        ~declined,
+    )
+    offer = dict(
+        account_id=account_id,
+        lead_id=lead.id,
+        agent_id=agent.id,
+        round=lead.round,
+        state=OfferState.PENDING,
+        reason="owner" if agent.is_owner else "turn",
+        candidates=lead_plan.candidates,
+    )
     try:
-        moved = db.session.execute(
-            update(Lead)
-            .where(
-                Lead.id == lead.id,
-                Lead.state == "queued",
-                Lead.round == lead.round,
-                ~declined,
-            )
-            # `routing` says why a lead waits; an offered lead's candidates
-            # are on its offer.
-            .values(state="offered")
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not moved:
+        if db.session.get_bind().dialect.name == "postgresql":
+            outcome = _write_offer_at_once(still_queued, offer, timeout)
+        else:
+            outcome = _write_offer_in_steps(still_queued, offer, timeout)
+        if isinstance(outcome, str):
             db.session.rollback()
-            return LEAD_MOVED
-        # Stamped now, not when planning began nor before this transaction
-        # waited for SQLite's write lock: the agent gets the whole timeout.
-        now = utcnow()
-        expires_at = now + timedelta(seconds=timeout)
-        # A plain INSERT: the routing has no use for the ORM object.
-        offer_id = db.session.scalar(
-            insert(Offer)
-            .values(
-                account_id=account_id,
-                lead_id=lead.id,
-                agent_id=agent.id,
-                round=lead.round,
-                state=OfferState.PENDING,
-                reason="owner" if agent.is_owner else "turn",
-                candidates=lead_plan.candidates,
-                offered_at=now,
-                expires_at=expires_at,
-            )
-            .returning(Offer.id)
-        )
-        # Still switched on: a plan read before the agent switched off (the
-        # router's roster, kept between passes) must not place an offer that
-        # their switching off could no longer withdraw.
-        still_on = db.session.execute(
-            update(AgentState)
-            .where(AgentState.user_id == agent.id, AgentState.available.is_(True))
-            .values(last_offer_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not still_on:
-            db.session.rollback()
-            return AGENT_TAKEN
+            return outcome
         db.session.commit()
     except IntegrityError:
         # A rival routing gave this agent an offer first.
         db.session.rollback()
         return AGENT_TAKEN
+    offer_id, now = outcome
     return Placed(
-        offer_id=offer_id, agent_id=agent.id, offered_at=now, expires_at=expires_at
+        offer_id=offer_id,
+        agent_id=agent.id,
+        offered_at=now,
+        expires_at=now + timedelta(seconds=timeout),
     )
+
+
+def _write_offer_in_steps(
+    still_queued: tuple, offer: dict, timeout: int
+) -> tuple[int, datetime] | str:
+    """SQLite: the placement's writes one by one; the offer's id and time
+    (LEAD_MOVED or AGENT_TAKEN when the caller must roll back)."""
+    moved = db.session.execute(
+        update(Lead)
+        .where(*still_queued)
+        # `routing` says why a lead waits; an offered lead's candidates are
+        # on its offer.
+        .values(state="offered")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved:
+        return LEAD_MOVED
+    # Stamped now, not when planning began nor before this transaction
+    # waited for SQLite's write lock: the agent gets the whole timeout.
+    now = utcnow()
+    offer_id = db.session.scalar(
+        insert(Offer)
+        .values(offered_at=now, expires_at=now + timedelta(seconds=timeout), **offer)
+        .returning(Offer.id)
+    )
+    # Still switched on: a plan read before the agent switched off (the
+    # router's roster, kept between passes) must not place an offer that
+    # their switching off could no longer withdraw.
+    still_on = db.session.execute(
+        update(AgentState)
+        .where(AgentState.user_id == offer["agent_id"], AgentState.available.is_(True))
+        .values(last_offer_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return (offer_id, now) if still_on else AGENT_TAKEN
+
+
+def _write_offer_at_once(
+    still_queued: tuple, offer: dict, timeout: int
+) -> tuple[int, datetime] | str:
+    """PostgreSQL: the same writes as one statement (one round trip instead
+    of three), each running only if the one before it wrote: the lead moves,
+    then the agent's turn is stamped if they are still switched on, then
+    the offer is inserted. (PostgreSQL row locks make no writer wait for
+    another's unrelated rows, so stamping before the statement costs the
+    agent nothing.)"""
+    leads, states, offers = Lead.__table__, AgentState.__table__, Offer.__table__
+    now = utcnow()
+    moved = (
+        update(leads)
+        .where(*still_queued)
+        .values(state="offered")
+        .returning(leads.c.id)
+        .cte("moved")
+    )
+    still_on = (
+        update(states)
+        .where(
+            states.c.user_id == offer["agent_id"],
+            states.c.available.is_(True),
+            exists(select(moved.c.id)),
+        )
+        .values(last_offer_at=now)
+        .returning(states.c.user_id)
+        .cte("still_on")
+    )
+    values = dict(offered_at=now, expires_at=now + timedelta(seconds=timeout), **offer)
+    inserted = (
+        insert(offers)
+        .from_select(
+            list(values),
+            select(
+                *(literal(value, offers.c[name].type) for name, value in values.items())
+            ).where(exists(select(still_on.c.user_id))),
+            include_defaults=False,
+        )
+        .returning(offers.c.id)
+        .cte("inserted")
+    )
+    row = db.session.execute(
+        select(
+            exists(select(moved.c.id)).label("moved"),
+            select(inserted.c.id).scalar_subquery().label("offer_id"),
+        )
+    ).one()
+    if not row.moved:
+        return LEAD_MOVED
+    return (row.offer_id, now) if row.offer_id is not None else AGENT_TAKEN
 
 
 def _expiry_job_id(offer_id: int) -> str:
