@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import redis
@@ -53,31 +55,95 @@ def publish_close(user_id: int) -> None:
     client.publish(channel_of(client), json.dumps({"u": user_id, "close": True}))
 
 
+# Pushes waiting for one socket beyond which its client is taken to have
+# stopped reading (a phone whose network vanished without closing): the
+# socket is dropped, and the browser's reconnect gets its state re-sent.
+MAX_BACKLOG = 64
+_CLOSE = object()  # in an outbox: close the socket after what came before
+
+
 class Connection:
-    """One websocket; sends from several threads go through one lock."""
+    """One websocket, written by a thread of its own.
+
+    Every process has one subscriber thread feeding all its sockets, and a
+    send blocks while the client is not reading. So `push` only queues, and
+    the connection's writer thread sends, in order; a client that stops
+    reading holds up nobody else, and is dropped once MAX_BACKLOG pushes
+    wait for it.
+    """
 
     def __init__(self, ws, user_id: int, account_id: int) -> None:
         self.ws = ws
         self.user_id = user_id
         self.account_id = account_id
-        self._send_lock = threading.Lock()
         # Set when the server ended the socket (suspension, sign-out): the
         # user is gone, so the close must not refresh their presence mark.
         self.closed_by_server = False
+        self._outbox: deque = deque()
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._writer = threading.Thread(
+            target=self._write, name=f"roleta-ws-{user_id}", daemon=True
+        )
+        self._writer.start()
 
-    def send(self, text: str) -> bool:
-        """Send; False when the socket is gone."""
-        with self._send_lock:
-            try:
-                self.ws.send(text)
-            except (ConnectionClosed, OSError):
-                return False
-        return True
+    def push(self, text: str) -> None:
+        """Queue a message for the socket; never blocks."""
+        self._queue(text)
 
     def close(self) -> None:
+        """Close the socket (with 1008) once what was queued before is sent."""
         self.closed_by_server = True
-        with self._send_lock, contextlib.suppress(ConnectionClosed, OSError):
-            self.ws.close(reason=1008, message="signed out")
+        self._queue(_CLOSE)
+
+    def stop(self) -> None:
+        """The socket ended: drop what waits and let the writer thread go."""
+        with self._changed:
+            self._stopped = True
+            self._outbox.clear()
+            self._changed.notify()
+
+    def _queue(self, item) -> None:
+        with self._changed:
+            if self._stopped:
+                return
+            if len(self._outbox) >= MAX_BACKLOG:
+                self._drop()
+                return
+            self._outbox.append(item)
+            self._changed.notify()
+
+    def _drop(self) -> None:
+        """(Holding `_changed`.) Shut the socket down: that fails the send
+        the writer is blocked in, and ends the handler's receive."""
+        log.warning(
+            "dropping the socket of user %s: %d pushes wait for it",
+            self.user_id,
+            len(self._outbox),
+        )
+        self._stopped = True
+        self._outbox.clear()
+        self._changed.notify()
+        with contextlib.suppress(OSError):
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+
+    def _write(self) -> None:
+        while True:
+            with self._changed:
+                while not self._outbox and not self._stopped:
+                    self._changed.wait()
+                if self._stopped:
+                    return
+                item = self._outbox.popleft()
+            try:
+                if item is _CLOSE:
+                    self.ws.close(reason=1008, message="signed out")
+                    self.stop()
+                    return
+                self.ws.send(item)
+            except (ConnectionClosed, OSError):
+                self.stop()
+                return
 
 
 class Hub:
@@ -130,7 +196,7 @@ class Hub:
             if message.get("close"):
                 conn.close()
             elif "t" in message:
-                conn.send(message["t"])
+                conn.push(message["t"])
 
     def _run(self, app: Flask) -> None:
         backoff = 0.1

@@ -81,7 +81,7 @@ def send_state(app: Flask, user_id: int, only: Connection | None = None) -> None
         targets = [only] if only else hub.connections(user_id)
         for conn in targets:
             for fragment in fragments:
-                conn.send(fragment)
+                conn.push(fragment)
         db.session.remove()
 
 
@@ -117,9 +117,9 @@ def websocket(ws) -> None:
     # holding one pooled connection and waiting for a second drains the pool.
     db.session.remove()
     conn = Connection(ws, user_id, account_id)
-    presence.touch(account_id, user_id)
-    hub.register(app, conn)
     try:
+        presence.touch(account_id, user_id)
+        hub.register(app, conn)
         send_state(app, user_id, only=conn)
         if receives:
             service.route_soon(agent_id=user_id)
@@ -140,6 +140,7 @@ def websocket(ws) -> None:
                 _mark_seen(user_id, message)
                 db.session.remove()
     finally:
+        conn.stop()
         if hub.unregister(conn) == 0 and not conn.closed_by_server:
             # The grace period counts from the last socket's close.
             with contextlib.suppress(redis.RedisError):

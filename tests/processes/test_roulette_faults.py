@@ -9,11 +9,15 @@ minimum is 10 s, and the code under test reads the deadline from the row.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 import redis as redis_lib
@@ -409,3 +413,68 @@ def test_pushes_stay_within_their_redis_database(app: Flask, scene: Scene):
             sock.wait_for(lambda m: 'id="ours"' in m, timeout=5, what="our push")
         finally:
             pool.disconnect()
+
+
+def _socket_that_never_reads(url: str, cookies: dict[str, str]) -> socket.socket:
+    """A websocket opened by hand whose client reads nothing after the
+    handshake, with a small receive buffer: the server's sends soon block,
+    as they do for a phone that lost its network without closing."""
+    parts = urlsplit(url)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((parts.hostname, parts.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {url}\r\nCookie: {cookie_header(cookies)}\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += raw.recv(1)  # the handshake's answer, not a byte more
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return raw
+
+
+def test_a_client_that_stops_reading_holds_up_no_other_socket(app: Flask, scene: Scene):
+    from portal.realtime.hub import MAX_BACKLOG, publish
+
+    stuck, other = scene.agents(2)
+    # Both on B, a single process: one subscriber thread feeds both sockets.
+    raw = _socket_that_never_reads(
+        scene.cluster.url("B"), scene.http(stuck, "B").cookies
+    )
+    sock = scene.connect(other, "B")
+    sock.collect(0.3)
+    with app.app_context():
+        presence = "roleta:presence:1"
+        wait_until(
+            lambda: get_redis().zscore(presence, str(stuck.id)) is not None,
+            timeout=5,
+            what="the silent socket to register",
+        )
+        # Far more than the kernel buffers between the two hold (4 MiB at
+        # most on the server's side), then more than MAX_BACKLOG besides.
+        big = "<div>" + "x" * 32_000 + "</div>"
+        pushes = 4 * 1024 * 1024 // len(big) + MAX_BACKLOG * 3
+        for _ in range(pushes):
+            publish(stuck.id, big)
+        publish(other.id, '<p id="through">through</p>')
+    sock.wait_for(
+        lambda m: 'id="through"' in m, timeout=5, what="a push past the silent socket"
+    )
+    # The silent socket was dropped: reading it now ends at its close.
+    raw.settimeout(10)
+    received = 0
+    try:
+        while chunk := raw.recv(1 << 20):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    finally:
+        raw.close()
+    assert received < pushes * len(big)  # cut short, not all sent
+    scene.cluster.check_running()
