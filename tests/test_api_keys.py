@@ -341,3 +341,20 @@ def test_cli_create_defaults_to_every_scope_and_refuses_bad_input(app, ctx):
     assert "NAME" in bad.stderr and "--scope" in bad.stderr
     missing = runner.invoke(args=["api-key", "revoke", "999"])
     assert missing.exit_code == 1
+
+
+@pytest.mark.parametrize(("language", "active"), [("pt_BR", "Ativa"), ("es", "Activa")])
+def test_a_keys_status_agrees_with_the_key_in_gendered_languages(
+    client, auth, ctx, language, active
+):
+    # "chave" and "clave" are feminine; the users page's "Active" (a user)
+    # stays masculine.
+    admin = factories.make_user("admin")
+    admin.language = language
+    db.session.commit()
+    api_keys.create_key(current_account(), "Site", ["leads:write"])
+    auth.login(admin)
+    listing = client.get("/admin/api-keys").get_data(as_text=True)
+    assert f">{active}</td>" in listing
+    users = client.get("/admin/users").get_data(as_text=True)
+    assert f">{active[:-1]}o</option>" in users
