@@ -275,8 +275,10 @@ def reads_outside_transaction(session: Session | scoped_session) -> None:
     and ROLLBACK round trips. Each statement sees what was committed when it
     ran, as in a READ COMMITTED transaction, and as SQLite's reads do (its
     driver opens a transaction only before a write), so SQLite is left as
-    it is. The caller must not write before ending this: those writes would
-    commit one by one. No-op inside a transaction already begun."""
+    it is. Each write commits by itself until this ends: fine for a write
+    that is one statement (the lead intake's), wrong for several that must
+    land together, which must end this first (commit or roll back). No-op
+    inside a transaction already begun."""
     if isinstance(session, scoped_session):
         session = session()  # the thread's own session
     if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
