@@ -676,6 +676,24 @@ def test_a_hand_assignment_racing_a_routing_leaves_no_pending_offer_behind(app):
             db.session.remove()
 
 
+def _stale_plan(lead: Lead) -> tuple[Lead, service.Plan]:
+    """The lead as read now, and the plan made of it now (to place later,
+    once the world moved on)."""
+    stale_lead = fresh(lead)
+    return stale_lead, service.plan(current_account(), stale_lead)
+
+
+def _place_stale(stale: tuple[Lead, service.Plan]) -> service.Placed | str:
+    account = current_account()
+    stale_lead, stale_plan = stale
+    return service._place(
+        stale_lead,
+        stale_plan,
+        account_id=account.id,
+        timeout=account.roulette_offer_timeout,
+    )
+
+
 def test_a_stale_plan_for_an_agent_another_routing_took_writes_nothing(ctx):
     # Two routings chose the same free agent for two leads; the second finds
     # them holding the first's offer: its lead stays queued, their turn keeps
@@ -683,22 +701,14 @@ def test_a_stale_plan_for_an_agent_another_routing_took_writes_nothing(ctx):
     enable_roulette()
     only = agent()
     first, second = make_lead(department="sales"), make_lead(department="sales")
-    account = current_account()
-    stale_lead = fresh(second)
-    stale_plan = service.plan(account, stale_lead)
-    assert stale_plan.chosen.id == only.id
+    stale = _stale_plan(second)
+    assert stale[1].chosen.id == only.id
 
     taken = offered(first)
     assert taken.agent_id == only.id
     turn = db.session.get(AgentState, only.id, populate_existing=True).last_offer_at
 
-    placed = service._place(
-        stale_lead,
-        stale_plan,
-        account_id=account.id,
-        timeout=account.roulette_offer_timeout,
-    )
-    assert placed == service.AGENT_TAKEN
+    assert _place_stale(stale) == service.AGENT_TAKEN
     assert fresh(second).state == "queued" and offers_of(second) == []
     state = db.session.get(AgentState, only.id, populate_existing=True)
     assert state.last_offer_at == turn
@@ -711,10 +721,8 @@ def test_a_stale_plan_never_asks_again_an_agent_who_declined_meanwhile(ctx):
     enable_roulette()
     first, second = two_agents()
     lead = make_lead(department="sales")
-    account = current_account()
-    stale_lead = fresh(lead)
-    stale_plan = service.plan(account, stale_lead)
-    assert stale_plan.chosen.id == first.id
+    stale = _stale_plan(lead)
+    assert stale[1].chosen.id == first.id
 
     offer = offered(lead)
     assert offer.agent_id == first.id
@@ -722,11 +730,5 @@ def test_a_stale_plan_never_asks_again_an_agent_who_declined_meanwhile(ctx):
     service.decline(first, offer.id)
     assert fresh(lead).state == "queued"  # second is busy: the lead waits
 
-    placed = service._place(
-        stale_lead,
-        stale_plan,
-        account_id=account.id,
-        timeout=account.roulette_offer_timeout,
-    )
-    assert placed == service.LEAD_MOVED
+    assert _place_stale(stale) == service.LEAD_MOVED
     assert offers_of(lead) == [(first.id, "declined")]
