@@ -185,6 +185,33 @@ def test_an_overnight_span_is_stored_and_read_as_running_past_midnight(
     assert not hours.is_open(stored, zone, saturday_morning)
 
 
+def test_an_end_equal_to_the_start_keeps_the_department_open_24_hours(
+    client, auth, ctx
+):
+    department = _department()
+    auth.login(factories.make_user("admin"))
+    response = client.hx_post(
+        f"/admin/departments/{department.id}/hours",
+        data=_form(timezone="UTC", mon=("00:00", "00:00"), fri=("08:00", "08:00")),
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Mon all day; Fri 24 h from 08:00, UTC" in html
+    stored, zone = _stored(department.id)
+    assert stored == {"mon": ["00:00", "00:00"], "fri": ["08:00", "08:00"]}
+
+    def at(day: int, hour: int, minute: int = 0) -> bool:
+        # 2024-01-08 is a Monday.
+        return hours.is_open(
+            stored, zone, datetime(2024, 1, day, hour, minute, tzinfo=UTC)
+        )
+
+    assert at(8, 0) and at(8, 12) and at(8, 23, 59)  # the whole Monday
+    assert not at(7, 23, 59) and not at(9, 0)  # Sunday night, Tuesday
+    assert not at(12, 7, 59) and at(12, 8) and at(12, 23, 59)  # Friday from 8
+    assert at(13, 0) and at(13, 7, 59) and not at(13, 8)  # until Saturday 8
+
+
 @pytest.mark.parametrize(
     ("spans", "timezone", "field", "message"),
     [
@@ -192,7 +219,6 @@ def test_an_overnight_span_is_stored_and_read_as_running_past_midnight(
         ({"tue": ("08:00", "")}, "UTC", "hours_tue", "Give both times"),
         ({"wed": ("", "18:00")}, "UTC", "hours_wed", "Give both times"),
         ({"thu": ("24:00", "18:00")}, "UTC", "hours_thu", "Use HH:MM"),
-        ({"fri": ("08:00", "08:00")}, "UTC", "hours_fri", "must differ"),
         ({"sat": ("08:00:00", "12:00")}, "UTC", "hours_sat", "Use HH:MM"),
         ({"sun": ("noon", "18:00")}, "UTC", "hours_sun", "Use HH:MM"),
         ({"mon": ("08:00", "18:00")}, "Mars/Olympus", "timezone", "time zone"),
@@ -235,7 +261,7 @@ def test_a_blank_time_zone_means_utc(ctx):
 def test_errors_on_several_fields_are_all_named(client, auth, ctx):
     department = _department()
     auth.login(factories.make_user("admin"))
-    data = _form(timezone="Nowhere", mon=("9", "17:00"), sun=("10:00", "10:00"))
+    data = _form(timezone="Nowhere", mon=("9", "17:00"), sun=("10:00", ""))
     response = client.post(f"/admin/departments/{department.id}/hours", data=data)
     html = response.get_data(as_text=True)
     assert response.status_code == 422

@@ -558,7 +558,11 @@ def hours_summary(hours: dict | None, timezone: str) -> str:
     parts = []
     for first, last, (start, end) in runs:
         named = names[first] if first == last else f"{names[first]}–{names[last]}"
-        if end < start:
+        if end == start == "00:00":
+            span_text = _("all day")
+        elif end == start:
+            span_text = _("24 h from %(start)s", start=start)
+        elif end < start:
             span_text = _("%(start)s–%(end)s next day", start=start, end=end)
         else:
             span_text = f"{start}–{end}"

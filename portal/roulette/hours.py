@@ -18,7 +18,8 @@ def is_open(hours: dict | None, timezone: str, at: datetime) -> bool:
     """Whether `at` (aware) falls inside the hours; None means always open.
 
     A span whose end is before its start runs past midnight ("22:00"-"06:00"
-    on Monday covers Monday night and early Tuesday).
+    on Monday covers Monday night and early Tuesday); one whose end is its
+    start lasts 24 hours ("00:00"-"00:00" is the whole day).
     """
     if not hours:
         return True
@@ -32,14 +33,14 @@ def is_open(hours: dict | None, timezone: str, at: datetime) -> bool:
     span = hours.get(today)
     if span:
         start, end = _minutes(span[0]), _minutes(span[1])
-        if start <= end and start <= minute < end:
+        if start < end and start <= minute < end:
             return True
-        if start > end and minute >= start:
+        if start >= end and minute >= start:
             return True
     span = hours.get(yesterday)
     if span:
         start, end = _minutes(span[0]), _minutes(span[1])
-        if start > end and minute < end:
+        if start >= end and minute < end:
             return True
     return False
 
@@ -77,8 +78,6 @@ def clean_hours(
         start, end = (part.strip() for part in span)
         if not (_TIME.match(start) and _TIME.match(end)):
             errors[f"hours_{day}"] = _("Use HH:MM, from 00:00 to 23:59.")
-        elif start == end:
-            errors[f"hours_{day}"] = _("Start and end must differ.")
         else:
             hours[day] = [start, end]
     timezone = (timezone or "UTC").strip()
