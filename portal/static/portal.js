@@ -116,6 +116,10 @@
   // this machine's monotonic clock from the seconds the server said were
   // left, so a wrong clock on the agent's computer cannot shorten it.
   const offers = new Map(); // offer id -> {id, el, deadline, seen, ...}
+  // Offers this page saw end. A pending copy of one arriving later is stale
+  // (a re-send read just before the end, delivered just after it): it must
+  // not pop up, ring or notify again.
+  const ended = new Set();
   const ENDED_VISIBLE_MS = 4000;
   const TIMED_OUT_GRACE_MS = 8000; // then drop it even if no push came
   let ticker = null;
@@ -159,6 +163,7 @@
   }
 
   function end(id) {
+    ended.add(id);
     const entry = offers.get(id);
     if (!entry) return;
     entry.ended = true;
@@ -175,6 +180,10 @@
       if (el.dataset.state !== "pending") {
         end(id);
         leave(el);
+        continue;
+      }
+      if (ended.has(id)) {
+        el.remove();
         continue;
       }
       present.add(id);

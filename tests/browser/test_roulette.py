@@ -252,6 +252,48 @@ def test_unanswered_offer_runs_out_and_goes_to_the_next_agent(
     assert browser_log.page_errors == []
 
 
+def test_a_late_copy_of_an_ended_offer_does_not_pop_up_again(
+    app, new_page, seed_user, sign_in, live_server, api_key, browser_log
+):
+    # A reconnect re-sends the pending offer as read from the database; when
+    # the offer ends right after that read, its end can reach the page
+    # first. The late pending copy must not bring the pop-up back.
+    from portal.realtime.hub import publish
+    from portal.roulette import push
+
+    enable_roulette(app, timeout=60)
+    ana = seed_user("attendant", name="Ana Agent", departments=["sales"])
+    page = new_page()
+    sign_in(page, ana)
+    go_available(page)
+    post_lead(live_server, api_key, "Bruna Buyer")
+    popup = page.locator("#offer-tray .offer")
+    expect(popup).to_have_attribute("data-state", "pending")
+    offer_id = int(popup.get_attribute("data-offer-id"))
+    with app.test_request_context():
+        stale = push.offer_html(db.session.get(Offer, offer_id))
+        db.session.remove()
+
+    popup.get_by_role("button", name="Decline").click()
+    expect(popup).to_have_attribute("data-state", "declined")
+    probe = (
+        '<div id="notification-tray" hx-swap-oob="afterbegin">'
+        '<a class="notification" data-notification-id="probe" href="#">probe</a></div>'
+    )
+    with app.app_context():
+        publish(user_id(app, ana), stale)
+        # Pushed after the copy on the same socket: once it shows, the copy
+        # was handled.
+        publish(user_id(app, ana), probe)
+    expect(page.locator('[data-notification-id="probe"]')).to_be_visible()
+    expect(page.locator('#offer-tray .offer[data-state="pending"]')).to_have_count(0)
+    # And the next lead pops up as usual.
+    post_lead(live_server, api_key, "Caio Cliente")
+    expect(popup).to_have_attribute("data-state", "pending")
+    expect(popup.get_by_role("heading")).to_have_text("New lead: Caio Cliente")
+    assert browser_log.page_errors == []
+
+
 def test_hidden_tab_gets_a_notification_and_a_sound(
     app, new_page, seed_user, sign_in, live_server, api_key, browser_log
 ):
