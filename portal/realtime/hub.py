@@ -141,7 +141,13 @@ class Connection:
                     self.stop()
                     return
                 self.ws.send(item)
-            except (ConnectionClosed, OSError):
+            except Exception as exc:  # the thread must end, whatever broke
+                if not isinstance(exc, (ConnectionClosed, OSError)):
+                    # Such as wsproto refusing a send on a socket that began
+                    # closing meanwhile.
+                    log.warning(
+                        "writing to user %s's socket failed: %r", self.user_id, exc
+                    )
                 self.stop()
                 return
 
