@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 
 from flask_babel import lazy_gettext as _l
 from redis import RedisError
@@ -34,13 +34,15 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
     true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import Select
 
 from portal.contacts.service import log_assignment
 from portal.database import reads_outside_transaction
@@ -590,39 +592,26 @@ def _place(
     is expired by the time a pass places, and re-reading it would add a
     query inside the write.)
 
-    Three writes, all or none: the lead moves to "offered", the agent's
-    turn is stamped, the offer is inserted.
+    Three writes, all or none: the lead moves to "offered" (if it is still
+    where the plan saw it, see `_still_queued`), the agent's turn is stamped
+    (if they are still switched on), the offer is inserted.
     """
     agent = lead_plan.chosen
-    # The plan was read without locks. The lead must still be where the plan
-    # saw it (queued, same round), and the agent must not have declined it
-    # meanwhile: a stale plan must not ask them again.
-    declined = exists().where(
-        Offer.lead_id == lead.id,
-        Offer.agent_id == agent.id,
-        Offer.state.in_(ENDED_WITHOUT_OWNER),
-        true() if lead.exhausted_at is not None else Offer.round == lead.round,
-    )
-    still_queued = (
-        Lead.id == lead.id,
-        Lead.state == "queued",
-        Lead.round == lead.round,
-        ~declined,
-    )
-    offer = dict(
-        account_id=account_id,
-        lead_id=lead.id,
-        agent_id=agent.id,
-        round=lead.round,
-        state=OfferState.PENDING,
-        reason="owner" if agent.is_owner else "turn",
-        candidates=lead_plan.candidates,
-    )
+    params = {
+        "p_account_id": account_id,
+        "p_lead_id": lead.id,
+        "p_agent_id": agent.id,
+        "p_round": lead.round,
+        "p_state": OfferState.PENDING,
+        "p_reason": "owner" if agent.is_owner else "turn",
+        "p_candidates": lead_plan.candidates,
+    }
+    exhausted = lead.exhausted_at is not None
     try:
         if db.session.get_bind().dialect.name == "postgresql":
-            outcome = _write_offer_at_once(still_queued, offer, timeout)
+            outcome = _write_offer_at_once(exhausted, params, timeout)
         else:
-            outcome = _write_offer_in_steps(still_queued, offer, timeout)
+            outcome = _write_offer_in_steps(exhausted, params, timeout)
         if isinstance(outcome, str):
             db.session.rollback()
             return outcome
@@ -640,88 +629,137 @@ def _place(
     )
 
 
+# The placement's statements are built once, their values passed as
+# parameters (building them per placement cost more than running them).
+# Every parameter is named p_*: a key that names a column of a table a
+# statement writes would make SQLAlchemy add it to that write.
+_OFFER_COLUMNS = (
+    "account_id",
+    "lead_id",
+    "agent_id",
+    "round",
+    "state",
+    "reason",
+    "candidates",
+    "offered_at",
+    "expires_at",
+)
+
+
+def _param(column) -> BindParameter:
+    return bindparam(f"p_{column.name}", type_=column.type)
+
+
+@cache
+def _still_queued(exhausted: bool) -> tuple:
+    """The lead is still where the plan saw it (queued, same round), and the
+    agent has not declined it meanwhile: plans are read without locks, and a
+    stale one must not ask them again. (Within the round, or in any round
+    once every round was declined: `exhausted`.)"""
+    leads, offers = Lead.__table__, Offer.__table__
+    declined = exists().where(
+        offers.c.lead_id == _param(offers.c.lead_id),
+        offers.c.agent_id == _param(offers.c.agent_id),
+        offers.c.state.in_(ENDED_WITHOUT_OWNER),
+        true() if exhausted else offers.c.round == _param(offers.c.round),
+    )
+    return (
+        leads.c.id == _param(offers.c.lead_id),
+        leads.c.state == "queued",
+        leads.c.round == _param(offers.c.round),
+        ~declined,
+    )
+
+
+@cache
+def _move_lead(exhausted: bool) -> Update:
+    return (
+        update(Lead.__table__).where(*_still_queued(exhausted)).values(state="offered")
+    )
+
+
+# The agent's turn, if they are still switched on: a plan read before they
+# switched off (the router's roster, kept between passes) must not place an
+# offer that their switching off could no longer withdraw.
+_STAMP_TURN = (
+    update(AgentState.__table__)
+    .where(
+        AgentState.__table__.c.user_id == _param(Offer.__table__.c.agent_id),
+        AgentState.__table__.c.available.is_(True),
+    )
+    .values(last_offer_at=_param(Offer.__table__.c.offered_at))
+)
+_INSERT_OFFER = (
+    insert(Offer.__table__)
+    .values({name: _param(Offer.__table__.c[name]) for name in _OFFER_COLUMNS})
+    .returning(Offer.__table__.c.id)
+)
+
+
 def _write_offer_in_steps(
-    still_queued: tuple, offer: dict, timeout: int
+    exhausted: bool, params: dict, timeout: int
 ) -> tuple[int, datetime] | str:
     """SQLite: the placement's writes one by one; the offer's id and time
     (LEAD_MOVED or AGENT_TAKEN when the caller must roll back)."""
-    moved = db.session.execute(
-        update(Lead)
-        .where(*still_queued)
-        # `routing` says why a lead waits; an offered lead's candidates are
-        # on its offer.
-        .values(state="offered")
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not moved:
+    if not db.session.execute(_move_lead(exhausted), params).rowcount:
         return LEAD_MOVED
     # Stamped now, not when planning began nor before this transaction
     # waited for SQLite's write lock: the agent gets the whole timeout.
     now = utcnow()
-    offer_id = db.session.scalar(
-        insert(Offer)
-        .values(offered_at=now, expires_at=now + timedelta(seconds=timeout), **offer)
-        .returning(Offer.id)
-    )
-    # Still switched on: a plan read before the agent switched off (the
-    # router's roster, kept between passes) must not place an offer that
-    # their switching off could no longer withdraw.
-    still_on = db.session.execute(
-        update(AgentState)
-        .where(AgentState.user_id == offer["agent_id"], AgentState.available.is_(True))
-        .values(last_offer_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    params = {
+        **params,
+        "p_offered_at": now,
+        "p_expires_at": now + timedelta(seconds=timeout),
+    }
+    offer_id = db.session.execute(_INSERT_OFFER, params).scalar_one()
+    still_on = db.session.execute(_STAMP_TURN, params).rowcount
     return (offer_id, now) if still_on else AGENT_TAKEN
 
 
-def _write_offer_at_once(
-    still_queued: tuple, offer: dict, timeout: int
-) -> tuple[int, datetime] | str:
-    """PostgreSQL: the same writes as one statement (one round trip instead
-    of three), each running only if the one before it wrote: the lead moves,
-    then the agent's turn is stamped if they are still switched on, then
-    the offer is inserted. (PostgreSQL row locks make no writer wait for
-    another's unrelated rows, so stamping before the statement costs the
-    agent nothing.)"""
-    leads, states, offers = Lead.__table__, AgentState.__table__, Offer.__table__
-    now = utcnow()
-    moved = (
-        update(leads)
-        .where(*still_queued)
-        .values(state="offered")
-        .returning(leads.c.id)
-        .cte("moved")
-    )
+@cache
+def _placement_at_once(exhausted: bool) -> Select:
+    """PostgreSQL: the three writes as one statement, each running only if
+    the one before it wrote: the lead moves, then the agent's turn is
+    stamped, then the offer is inserted."""
+    offers = Offer.__table__
+    moved = _move_lead(exhausted).returning(Lead.__table__.c.id).cte("moved")
     still_on = (
-        update(states)
-        .where(
-            states.c.user_id == offer["agent_id"],
-            states.c.available.is_(True),
-            exists(select(moved.c.id)),
-        )
-        .values(last_offer_at=now)
-        .returning(states.c.user_id)
+        _STAMP_TURN.where(exists(select(moved.c.id)))
+        .returning(AgentState.__table__.c.user_id)
         .cte("still_on")
     )
-    values = dict(offered_at=now, expires_at=now + timedelta(seconds=timeout), **offer)
     inserted = (
         insert(offers)
         .from_select(
-            list(values),
-            select(
-                *(literal(value, offers.c[name].type) for name, value in values.items())
-            ).where(exists(select(still_on.c.user_id))),
+            list(_OFFER_COLUMNS),
+            select(*(_param(offers.c[name]) for name in _OFFER_COLUMNS)).where(
+                exists(select(still_on.c.user_id))
+            ),
             include_defaults=False,
         )
         .returning(offers.c.id)
         .cte("inserted")
     )
+    return select(
+        exists(select(moved.c.id)).label("moved"),
+        select(inserted.c.id).scalar_subquery().label("offer_id"),
+    )
+
+
+def _write_offer_at_once(
+    exhausted: bool, params: dict, timeout: int
+) -> tuple[int, datetime] | str:
+    """PostgreSQL: `_placement_at_once`, one round trip instead of three.
+    (Row locks make no writer wait for another's unrelated rows, so stamping
+    before the statement costs the agent nothing.)"""
+    now = utcnow()
     row = db.session.execute(
-        select(
-            exists(select(moved.c.id)).label("moved"),
-            select(inserted.c.id).scalar_subquery().label("offer_id"),
-        )
+        _placement_at_once(exhausted),
+        {
+            **params,
+            "p_offered_at": now,
+            "p_expires_at": now + timedelta(seconds=timeout),
+        },
     ).one()
     if not row.moved:
         return LEAD_MOVED
