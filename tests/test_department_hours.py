@@ -164,18 +164,25 @@ def test_every_day_blank_means_always_open(client, auth, ctx):
     assert _stored(department.id) == (None, "Asia/Tokyo")
 
 
-def test_an_overnight_span_is_stored_and_read_as_running_past_midnight(
-    client, auth, ctx
-):
+def _saved_by_an_admin(client, auth, **spans: tuple[str, str]) -> tuple[int, str]:
+    """A new department's hours (UTC) saved through the form with htmx: its
+    id and the answer."""
     department = _department()
     auth.login(factories.make_user("admin"))
     response = client.hx_post(
         f"/admin/departments/{department.id}/hours",
-        data=_form(timezone="UTC", fri=("22:00", "06:00")),
+        data=_form(timezone="UTC", **spans),
     )
     assert response.status_code == 200
-    assert "Fri 22:00–06:00 next day, UTC" in response.get_data(as_text=True)
-    stored, zone = _stored(department.id)
+    return department.id, response.get_data(as_text=True)
+
+
+def test_an_overnight_span_is_stored_and_read_as_running_past_midnight(
+    client, auth, ctx
+):
+    department_id, html = _saved_by_an_admin(client, auth, fri=("22:00", "06:00"))
+    assert "Fri 22:00–06:00 next day, UTC" in html
+    stored, zone = _stored(department_id)
     assert stored == {"fri": ["22:00", "06:00"]}
     friday_night = datetime(2024, 1, 12, 23, 30, tzinfo=UTC)  # a Friday
     saturday_dawn = datetime(2024, 1, 13, 5, 59, tzinfo=UTC)
@@ -188,16 +195,11 @@ def test_an_overnight_span_is_stored_and_read_as_running_past_midnight(
 def test_an_end_equal_to_the_start_keeps_the_department_open_24_hours(
     client, auth, ctx
 ):
-    department = _department()
-    auth.login(factories.make_user("admin"))
-    response = client.hx_post(
-        f"/admin/departments/{department.id}/hours",
-        data=_form(timezone="UTC", mon=("00:00", "00:00"), fri=("08:00", "08:00")),
+    department_id, html = _saved_by_an_admin(
+        client, auth, mon=("00:00", "00:00"), fri=("08:00", "08:00")
     )
-    assert response.status_code == 200
-    html = response.get_data(as_text=True)
     assert "Mon all day; Fri 24 h from 08:00, UTC" in html
-    stored, zone = _stored(department.id)
+    stored, zone = _stored(department_id)
     assert stored == {"mon": ["00:00", "00:00"], "fri": ["08:00", "08:00"]}
 
     def at(day: int, hour: int, minute: int = 0) -> bool:
