@@ -24,9 +24,10 @@ import sqlite3
 import threading
 import time
 
-from sqlalchemy import event, exc
+from sqlalchemy import Column, bindparam, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.sql.elements import BindParameter
 
 log = logging.getLogger(__name__)
 
@@ -284,3 +285,18 @@ def reads_outside_transaction(session: Session | scoped_session) -> None:
     if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
         return
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def column_param(column: Column, prefix: str) -> BindParameter:
+    """A bind parameter typed as `column`, named `prefix` + its name, for a
+    statement built once and run with a dict of values.
+
+    The prefix matters: SQLAlchemy adds a key of that dict that names a
+    column of a table the statement writes to that INSERT or UPDATE (one in
+    a WITH included), so the keys must name no column."""
+    return bindparam(prefix + column.name, type_=column.type)
+
+
+def prefixed(prefix: str, values: dict) -> dict:
+    """`values` (column name: value) keyed as `column_param` names them."""
+    return {prefix + name: value for name, value in values.items()}

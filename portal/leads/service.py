@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.contacts import normalize
 from portal.contacts.service import clean_email, unowned_contact_values
-from portal.database import reads_outside_transaction
+from portal.database import column_param, prefixed, reads_outside_transaction
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.leads.schemas import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadIn
@@ -341,24 +341,17 @@ def _write(account: Account, data: CleanLead, now: datetime) -> tuple[int, int]:
         else None
     )
     if db.session.get_bind().dialect.name == "postgresql":
-        # Every parameter is prefixed: a key that names a column of a table
-        # written in the WITH would make SQLAlchemy add it to that write.
-        params = _prefixed(_LEAD, {"contact_id": data.contact_id, **lead_values})
+        params = prefixed(_LEAD, {"contact_id": data.contact_id, **lead_values})
         if contact_values is None:
             statement = _touching_contact(tuple(lead_values))
         else:
             statement = _with_new_contact(tuple(contact_values), tuple(lead_values))
-            params.update(_prefixed(_CONTACT, contact_values))
+            params.update(prefixed(_CONTACT, contact_values))
         row = db.session.execute(statement, params).one()
         return row.id, row.contact_id
     if contact_values is None:
         contact_id = data.contact_id
-        db.session.execute(
-            update(Contact)
-            .where(Contact.id == contact_id)
-            .values(last_activity_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        db.session.execute(_TOUCH_CONTACT, {"touched": contact_id, "at": now})
     else:
         contact_id = db.session.execute(_INSERT_CONTACT, contact_values).scalar_one()
     lead_id = db.session.execute(
@@ -371,15 +364,17 @@ def _write(account: Account, data: CleanLead, now: datetime) -> tuple[int, int]:
 # per call costs more to construct and cache-key than to execute.
 _INSERT_LEAD = insert(Lead.__table__).returning(Lead.__table__.c.id)
 _INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
+_TOUCH_CONTACT = (
+    update(Contact.__table__)
+    .where(Contact.__table__.c.id == bindparam("touched"))
+    .values(last_activity_at=bindparam("at"))
+)
+# The PostgreSQL statements' parameter names (see `column_param`).
 _CONTACT, _LEAD = "contact_", "lead_"
 
 
-def _prefixed(prefix: str, values: dict) -> dict:
-    return {prefix + name: value for name, value in values.items()}
-
-
 def _bound(table, names: tuple[str, ...], prefix: str) -> dict:
-    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in names}
+    return {name: column_param(table.c[name], prefix) for name in names}
 
 
 @cache

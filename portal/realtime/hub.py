@@ -121,9 +121,7 @@ class Connection:
             self.user_id,
             len(self._outbox),
         )
-        self._stopped = True
-        self._outbox.clear()
-        self._changed.notify()
+        self.stop()  # the condition's lock is reentrant
         with contextlib.suppress(OSError):
             self.ws.sock.shutdown(socket.SHUT_RDWR)
 

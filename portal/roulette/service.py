@@ -41,11 +41,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
-from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import Select
 
 from portal.contacts.service import log_assignment
-from portal.database import reads_outside_transaction
+from portal.database import column_param, prefixed, reads_outside_transaction
 from portal.errors import Conflict, NotFound
 from portal.extensions import db
 from portal.models import (
@@ -597,15 +596,18 @@ def _place(
     (if they are still switched on), the offer is inserted.
     """
     agent = lead_plan.chosen
-    params = {
-        "p_account_id": account_id,
-        "p_lead_id": lead.id,
-        "p_agent_id": agent.id,
-        "p_round": lead.round,
-        "p_state": OfferState.PENDING,
-        "p_reason": "owner" if agent.is_owner else "turn",
-        "p_candidates": lead_plan.candidates,
-    }
+    params = prefixed(
+        _P,
+        dict(
+            account_id=account_id,
+            lead_id=lead.id,
+            agent_id=agent.id,
+            round=lead.round,
+            state=OfferState.PENDING,
+            reason="owner" if agent.is_owner else "turn",
+            candidates=lead_plan.candidates,
+        ),
+    )
     exhausted = lead.exhausted_at is not None
     try:
         if db.session.get_bind().dialect.name == "postgresql":
@@ -630,9 +632,9 @@ def _place(
 
 
 # The placement's statements are built once, their values passed as
-# parameters (building them per placement cost more than running them).
-# Every parameter is named p_*: a key that names a column of a table a
-# statement writes would make SQLAlchemy add it to that write.
+# parameters named p_* (see `column_param`): building them per placement
+# cost more than running them.
+_P = "p_"
 _OFFER_COLUMNS = (
     "account_id",
     "lead_id",
@@ -646,8 +648,8 @@ _OFFER_COLUMNS = (
 )
 
 
-def _param(column) -> BindParameter:
-    return bindparam(f"p_{column.name}", type_=column.type)
+def _param(column):
+    return column_param(column, _P)
 
 
 @cache
@@ -696,6 +698,16 @@ _INSERT_OFFER = (
 )
 
 
+def _stamped(params: dict, now: datetime, timeout: int) -> dict:
+    """The placement's parameters with the offer's time and deadline."""
+    return {
+        **params,
+        **prefixed(
+            _P, dict(offered_at=now, expires_at=now + timedelta(seconds=timeout))
+        ),
+    }
+
+
 def _write_offer_in_steps(
     exhausted: bool, params: dict, timeout: int
 ) -> tuple[int, datetime] | str:
@@ -706,11 +718,7 @@ def _write_offer_in_steps(
     # Stamped now, not when planning began nor before this transaction
     # waited for SQLite's write lock: the agent gets the whole timeout.
     now = utcnow()
-    params = {
-        **params,
-        "p_offered_at": now,
-        "p_expires_at": now + timedelta(seconds=timeout),
-    }
+    params = _stamped(params, now, timeout)
     offer_id = db.session.execute(_INSERT_OFFER, params).scalar_one()
     still_on = db.session.execute(_STAMP_TURN, params).rowcount
     return (offer_id, now) if still_on else AGENT_TAKEN
@@ -754,12 +762,7 @@ def _write_offer_at_once(
     before the statement costs the agent nothing.)"""
     now = utcnow()
     row = db.session.execute(
-        _placement_at_once(exhausted),
-        {
-            **params,
-            "p_offered_at": now,
-            "p_expires_at": now + timedelta(seconds=timeout),
-        },
+        _placement_at_once(exhausted), _stamped(params, now, timeout)
     ).one()
     if not row.moved:
         return LEAD_MOVED
