@@ -37,6 +37,14 @@ class ContactStatus(enum.StrEnum):
     LOST = "lost"
 
 
+class LeadState(enum.StrEnum):
+    """Where a lead stands in the roulette (CONTRACT's lead states)."""
+
+    QUEUED = "queued"  # waiting for an agent
+    OFFERED = "offered"  # one agent has a pending offer of it
+    ASSIGNED = "assigned"  # it has an owner: accepted, or assigned by hand
+
+
 class Origin(enum.StrEnum):
     WEB = "web"
     STORE = "store"
