@@ -9,7 +9,7 @@ def expire_offer(offer_id: int) -> bool:
     """Scheduled at the offer's deadline: end it unanswered and pass the lead
     on. A second run, or a run after the agent answered, changes nothing."""
     with app_context():
-        from portal.roulette.service import expire_offer as expire
+        from portal.roulette.decisions import expire_offer as expire
 
         return expire(offer_id)
 
@@ -17,7 +17,7 @@ def expire_offer(offer_id: int) -> bool:
 def sweep(full: bool = True) -> dict[str, int]:
     """The safety net (also run every second by each worker's sweeper)."""
     with app_context():
-        from portal.roulette.service import sweep as run_sweep
+        from portal.roulette.sweep import sweep as run_sweep
 
         return run_sweep(full=full)
 
@@ -25,6 +25,6 @@ def sweep(full: bool = True) -> dict[str, int]:
 def route_lead(lead_id: int) -> bool:
     """Route a queued lead (e.g. after the roulette was switched on)."""
     with app_context():
-        from portal.roulette.service import route_lead as route
+        from portal.roulette.routing import route_lead as route
 
         return route(lead_id) is not None

@@ -58,8 +58,8 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.contacts import profile as contact_profile
     from portal.contacts import views as contacts
     from portal.main import bp as main_bp
-    from portal.realtime import bp as realtime_bp
-    from portal.roulette import bp as roulette_bp
+    from portal.realtime.views import bp as realtime_bp
+    from portal.roulette.views import bp as roulette_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)

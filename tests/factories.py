@@ -157,11 +157,11 @@ def make_lead(
 def go_online(user: User, available: bool = True) -> None:
     """The agent has a live socket and (by default) the switch on."""
     from portal.realtime import presence
-    from portal.roulette import service
+    from portal.roulette import switch
 
     presence.touch(user.account_id, user.id)
     if available:
-        service.set_available(user, True)
+        switch.set_available(user, True)
 
 
 def enable_roulette(timeout: int = 60, rounds: int = 2, **extra: str) -> None:

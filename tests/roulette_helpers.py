@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AgentState, Lead, Offer, User
 from portal.models.base import utcnow
-from portal.roulette import service
+from portal.roulette import routing
 from tests.factories import go_online, make_user
 
 
@@ -41,7 +41,7 @@ def pending_for(lead: Lead) -> Offer | None:
 
 def offered(lead: Lead) -> Offer:
     """Route the lead and return its pending offer."""
-    service.route_lead(lead.id)
+    routing.route_lead(lead.id)
     offer = pending_for(lead)
     assert offer is not None, "the lead was not offered"
     return offer

@@ -200,7 +200,7 @@ class Cluster:
     def wait_router(self, timeout: float) -> None:
         import redis
 
-        from portal.roulette.router import LEASE
+        from portal.roulette.lease import LEASE
 
         client = redis.Redis.from_url(self.redis_url)
         try:

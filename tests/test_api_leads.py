@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from portal.extensions import db
 from portal.models import Account, Campaign, Contact, Lead, Offer
 from portal.org import service as org
-from portal.roulette import service as roulette
+from portal.roulette import decisions
 from portal.settings.service import current_account
 from tests import factories
 
@@ -247,7 +247,7 @@ def test_no_second_offer_for_a_replayed_lead(client, key):
     body = {"name": "Fred", "email": "fred@example.com", "external_id": "x-9"}
     first = post(client, key, body)
     assert first.get_json()["state"] == "offered"
-    roulette.decline(agent, db.session.scalar(select(Offer.id)))
+    decisions.decline(agent, db.session.scalar(select(Offer.id)))
     offers = count(Offer)  # the decline may have started the next round
     second = post(client, key, body)
     assert second.status_code == 200
@@ -548,11 +548,11 @@ def test_get_lead_shows_its_offers_and_owner_once_accepted(client, key):
     assert offer["offered_at"].endswith("Z") and offer["decided_at"] is None
 
     factories.go_online(second)
-    roulette.decline(first, db.session.scalar(select(Offer.id)))
+    decisions.decline(first, db.session.scalar(select(Offer.id)))
     second_offer = db.session.scalar(
         select(Offer.id).where(Offer.agent_id == second.id)
     )
-    roulette.accept(second, second_offer)
+    decisions.accept(second, second_offer)
 
     taken = client.get(url, headers=headers).get_json()
     assert taken["state"] == "assigned"

@@ -14,8 +14,8 @@ from portal.contacts.leads import CANDIDATE_LABELS, contact_leads
 from portal.errors import NotFound
 from portal.extensions import db
 from portal.models import Lead, Offer
-from portal.roulette import service as roulette
-from portal.roulette.service import Skip
+from portal.roulette import decisions, pool, routing, switch
+from portal.roulette.choice import Skip
 from tests import factories
 
 
@@ -48,18 +48,18 @@ def world(ctx):
     w.routed = factories.make_lead(
         department="sales", source="website", message="Interested in the 2-bedroom"
     )
-    first = roulette.route_lead(w.routed.id)
+    first = routing.route_lead(w.routed.id)
     assert first.agent_id == w.a1.id
-    roulette.decline(w.a1, first.offer_id)
-    second = roulette.pending_offer(w.a2.id)
-    roulette.accept(w.a2, second.id)
+    decisions.decline(w.a1, first.offer_id)
+    second = pool.pending_offer(w.a2.id)
+    decisions.accept(w.a2, second.id)
     w.declined_offer, w.accepted_offer = first.offer_id, second.id
     w.owned = w.routed.contact  # a2 owns it now
     # Both switch off: the next lead waits, and says why.
-    roulette.set_available(w.a1, False)
-    roulette.set_available(w.a2, False)
+    switch.set_available(w.a1, False)
+    switch.set_available(w.a2, False)
     w.waiting = factories.make_lead(department="sales", source="landing")
-    assert roulette.route_lead(w.waiting.id) is None
+    assert routing.route_lead(w.waiting.id) is None
     w.free = w.waiting.contact
     db.session.expire_all()
     return w

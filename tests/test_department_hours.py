@@ -12,9 +12,9 @@ from portal.auth.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Department, Lead
+from portal.org import hours
 from portal.org import service as org
-from portal.roulette import hours
-from portal.roulette import service as roulette
+from portal.roulette import routing
 from portal.settings.service import current_account
 from tests import factories
 
@@ -450,11 +450,11 @@ def test_a_closed_department_keeps_its_leads_waiting_with_the_reason(ctx):
         current_account(), sales.id, {closed_day: ("03:00", "03:01")}, "UTC"
     )
     lead = factories.make_lead(department="sales")
-    assert roulette.route_lead(lead.id) is None
+    assert routing.route_lead(lead.id) is None
     waiting = db.session.get(Lead, lead.id, populate_existing=True)
     assert waiting.state == "queued"
     assert [(c["id"], c["reason"]) for c in waiting.routing] == [(agent.id, "hours")]
     # Always open again: the same lead is offered.
     org.set_department_hours(current_account(), sales.id, {}, "UTC")
-    placed = roulette.route_lead(lead.id)
+    placed = routing.route_lead(lead.id)
     assert placed is not None and placed.agent_id == agent.id

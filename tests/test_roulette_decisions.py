@@ -29,7 +29,7 @@ from portal.models import (
 )
 from portal.models.base import utcnow
 from portal.realtime import presence
-from portal.roulette import service
+from portal.roulette import choice, decisions, placement, pool, routing, sweep, switch
 from portal.settings.service import current_account
 from portal.users.service import suspend_user
 from tests.factories import (
@@ -68,7 +68,7 @@ def test_accept_makes_the_agent_the_owner_with_log_timeline_and_speed(ctx):
         second.id: "later",
     }
 
-    result = service.accept(first, offer.id)
+    result = decisions.accept(first, offer.id)
 
     assert result.state == OfferState.ACCEPTED and result.decided_at is not None
     lead = fresh(lead)
@@ -89,7 +89,7 @@ def test_accept_makes_the_agent_the_owner_with_log_timeline_and_speed(ctx):
     )
     assert entry.data["how"] == "roulette" and entry.data["to"] == first.name
     # Nobody else is asked about an accepted lead.
-    assert service.pending_offer(second.id) is None
+    assert pool.pending_offer(second.id) is None
 
 
 def test_accept_by_the_owner_keeps_the_contact_and_logs_no_change(ctx):
@@ -99,7 +99,7 @@ def test_accept_by_the_owner_keeps_the_contact_and_logs_no_change(ctx):
     offer = offered(make_lead(contact, department="sales"))
     assert offer.reason == "owner"
 
-    service.accept(owner, offer.id)
+    decisions.accept(owner, offer.id)
 
     assert fresh(contact).owner_id == owner.id
     assert (
@@ -117,7 +117,7 @@ def test_accept_of_another_owner_s_contact_logs_the_change_from_them(ctx):
     contact = make_contact(owner=away, department="sales")
     offer = offered(make_lead(contact, department="sales"))
 
-    service.accept(taker, offer.id)
+    decisions.accept(taker, offer.id)
 
     assert fresh(contact).owner_id == taker.id
     log = db.session.scalar(
@@ -135,10 +135,10 @@ def test_decline_passes_the_lead_to_the_next_agent(ctx):
     lead = make_lead(department="sales")
     offer = offered(lead)
 
-    result = service.decline(first, offer.id)
+    result = decisions.decline(first, offer.id)
 
     assert result.state == OfferState.DECLINED and result.decided_at is not None
-    assert service.pending_offer(second.id).lead_id == lead.id
+    assert pool.pending_offer(second.id).lead_id == lead.id
     assert fresh(lead).state == "offered"
     assert offers_of(lead) == [(first.id, "declined"), (second.id, "pending")]
 
@@ -159,10 +159,10 @@ def test_a_second_decision_is_a_conflict_that_says_why(ctx, first, then, message
     enable_roulette()
     solo = agent()
     offer = offered(make_lead(department="sales"))
-    getattr(service, first)(solo, offer.id)
+    getattr(decisions, first)(solo, offer.id)
 
     with pytest.raises(Conflict) as refused:
-        getattr(service, then)(solo, offer.id)
+        getattr(decisions, then)(solo, offer.id)
 
     assert str(refused.value) == message
     assert fresh(offer).state == {"accept": "accepted", "decline": "declined"}[first]
@@ -175,10 +175,10 @@ def test_someone_else_s_offer_does_not_exist_for_them(ctx, decision):
     offer = offered(make_lead(department="sales"))
 
     with pytest.raises(NotFound):
-        getattr(service, decision)(second, offer.id)
+        getattr(decisions, decision)(second, offer.id)
     for bogus in (offer.id + 1000, "abc", None):
         with pytest.raises(NotFound):
-            getattr(service, decision)(first, bogus)
+            getattr(decisions, decision)(first, bogus)
 
     assert fresh(offer).state == OfferState.PENDING
 
@@ -192,10 +192,10 @@ def test_a_decision_after_the_deadline_is_refused_and_the_lead_moves_on(ctx, dec
     overdue(offer)
 
     with pytest.raises(Conflict, match="Too late"):
-        getattr(service, decision)(first, offer.id)
+        getattr(decisions, decision)(first, offer.id)
 
     assert fresh(offer).state == OfferState.EXPIRED
-    assert service.pending_offer(second.id).lead_id == lead.id
+    assert pool.pending_offer(second.id).lead_id == lead.id
     assert (
         db.session.get(Contact, lead.contact_id, populate_existing=True).owner_id
         is None
@@ -206,10 +206,10 @@ def test_a_withdrawn_offer_says_so(ctx):
     enable_roulette()
     solo = agent()
     offer = offered(make_lead(department="sales"))
-    service.set_available(solo, False)
+    switch.set_available(solo, False)
 
     with pytest.raises(Conflict, match="withdrawn"):
-        service.accept(solo, offer.id)
+        decisions.accept(solo, offer.id)
     assert fresh(offer).state == OfferState.CANCELLED
 
 
@@ -222,12 +222,12 @@ def test_expiry_waits_for_the_deadline_and_hands_off_once(ctx):
     lead = make_lead(department="sales")
     offer = offered(lead)
 
-    assert service.expire_offer(offer.id) is False  # not due yet
+    assert decisions.expire_offer(offer.id) is False  # not due yet
     assert fresh(offer).state == OfferState.PENDING
 
     overdue(offer)
-    assert service.expire_offer(offer.id) is True
-    assert service.expire_offer(offer.id) is False
+    assert decisions.expire_offer(offer.id) is True
+    assert decisions.expire_offer(offer.id) is False
 
     assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
     assert fresh(offer).decided_at is not None
@@ -239,9 +239,11 @@ def test_expiry_with_an_explicit_now_past_the_deadline(ctx):
     offer = offered(make_lead(department="sales"))
     deadline = fresh(offer).expires_at
 
-    assert service.expire_offer(offer.id, now=deadline - timedelta(seconds=1)) is False
-    assert service.expire_offer(offer.id, now=deadline + timedelta(seconds=1)) is True
-    assert service.pending_offer(second.id) is not None
+    assert (
+        decisions.expire_offer(offer.id, now=deadline - timedelta(seconds=1)) is False
+    )
+    assert decisions.expire_offer(offer.id, now=deadline + timedelta(seconds=1)) is True
+    assert pool.pending_offer(second.id) is not None
 
 
 def _race(app: Flask, offer_id: int, agent_id: int) -> tuple[str, bool]:
@@ -254,7 +256,7 @@ def _race(app: Flask, offer_id: int, agent_id: int) -> tuple[str, bool]:
             try:
                 user = db.session.get(User, agent_id)
                 barrier.wait(timeout=10)
-                service.accept(user, offer_id)
+                decisions.accept(user, offer_id)
                 outcome["accept"] = "accepted"
             except Conflict:
                 outcome["accept"] = "refused"
@@ -270,7 +272,7 @@ def _race(app: Flask, offer_id: int, agent_id: int) -> tuple[str, bool]:
                 db.session.rollback()
                 barrier.wait(timeout=10)
                 # The job runs exactly at the deadline.
-                outcome["expire"] = service.expire_offer(offer_id, now=deadline)
+                outcome["expire"] = decisions.expire_offer(offer_id, now=deadline)
             except BaseException as exc:
                 outcome["expire"] = exc
             finally:
@@ -342,32 +344,32 @@ def test_accept_racing_expiry_at_the_deadline_has_exactly_one_outcome(app):
 def test_three_expiries_in_a_row_switch_the_agent_off(ctx):
     enable_roulette(rounds=1)
     absent = agent()
-    for n in range(service.AUTO_PAUSE_AFTER):
+    for n in range(decisions.AUTO_PAUSE_AFTER):
         offer = offered(make_lead(department="sales"))
         assert offer.agent_id == absent.id
         overdue(offer)
-        assert service.expire_offer(offer.id)
+        assert decisions.expire_offer(offer.id)
         still_on = db.session.get(AgentState, absent.id, populate_existing=True)
-        assert still_on.available is (n < service.AUTO_PAUSE_AFTER - 1)
+        assert still_on.available is (n < decisions.AUTO_PAUSE_AFTER - 1)
 
-    assert not service.is_online(absent)
+    assert not switch.is_online(absent)
     # Paused, not gone: the connection stays, the switch is off.
     assert presence.is_live(absent.account_id, absent.id)
     lead = make_lead(department="sales")
-    assert service.route_lead(lead.id) is None
+    assert routing.route_lead(lead.id) is None
     assert fresh(lead).routing[0]["reason"] == "paused"
 
 
 def test_an_answer_between_expiries_resets_the_count(ctx):
     enable_roulette(rounds=1)
     absent = agent()
-    for n in range(service.AUTO_PAUSE_AFTER + 1):
+    for n in range(decisions.AUTO_PAUSE_AFTER + 1):
         offer = offered(make_lead(department="sales"))
         if n == 1:
-            service.decline(absent, offer.id)
+            decisions.decline(absent, offer.id)
             continue
         overdue(offer)
-        service.expire_offer(offer.id)
+        decisions.expire_offer(offer.id)
 
     assert db.session.get(AgentState, absent.id, populate_existing=True).available
 
@@ -375,16 +377,16 @@ def test_an_answer_between_expiries_resets_the_count(ctx):
 def test_switching_back_on_after_a_pause_starts_a_new_count(ctx):
     enable_roulette(rounds=1)
     absent = agent()
-    for _n in range(service.AUTO_PAUSE_AFTER):
+    for _n in range(decisions.AUTO_PAUSE_AFTER):
         offer = offered(make_lead(department="sales"))
         overdue(offer)
-        service.expire_offer(offer.id)
+        decisions.expire_offer(offer.id)
     assert not db.session.get(AgentState, absent.id, populate_existing=True).available
 
-    service.set_available(absent, True)
+    switch.set_available(absent, True)
     offer = offered(make_lead(department="sales"))
     overdue(offer)
-    service.expire_offer(offer.id)
+    decisions.expire_offer(offer.id)
 
     # One miss after coming back is not three in a row.
     assert db.session.get(AgentState, absent.id, populate_existing=True).available
@@ -404,13 +406,13 @@ def test_suspending_an_agent_takes_them_offline_and_passes_their_offer(ctx):
     suspend_user(first, acting_user=admin)
 
     assert fresh(offer).state == OfferState.CANCELLED
-    assert service.pending_offer(second.id).lead_id == lead.id
+    assert pool.pending_offer(second.id).lead_id == lead.id
     assert not presence.is_live(first.account_id, first.id)
     assert not db.session.get(AgentState, first.id, populate_existing=True).available
     # Suspended users are not candidates any more, even with a live mark.
     presence.touch(first.account_id, first.id)
     other = make_lead(department="sales")
-    service.route_lead(other.id)
+    routing.route_lead(other.id)
     assert first.id not in {c["id"] for c in fresh(other).routing or ()}
 
 
@@ -420,10 +422,10 @@ def test_switching_off_withdraws_the_pending_offer_and_passes_it_on(ctx):
     lead = make_lead(department="sales")
     offer = offered(lead)
 
-    service.set_available(first, False)
+    switch.set_available(first, False)
 
     assert fresh(offer).state == OfferState.CANCELLED
-    assert service.pending_offer(second.id).lead_id == lead.id
+    assert pool.pending_offer(second.id).lead_id == lead.id
 
 
 def test_assigning_the_contact_by_hand_withdraws_the_offer(ctx):
@@ -433,7 +435,7 @@ def test_assigning_the_contact_by_hand_withdraws_the_offer(ctx):
     lead = make_lead(department="sales")
     offer = offered(lead)
     waiting = make_lead(department="sales")
-    assert service.route_lead(waiting.id).agent_id == second.id
+    assert routing.route_lead(waiting.id).agent_id == second.id
 
     assign(admin, lead.contact_id, second.id)
 
@@ -443,20 +445,20 @@ def test_assigning_the_contact_by_hand_withdraws_the_offer(ctx):
     assert lead.speed_to_lead_seconds is None  # not the roulette's doing
     # The agent whose offer was withdrawn is free for the next waiting lead.
     third = make_lead(department="sales")
-    assert service.route_lead(third.id).agent_id == first.id
+    assert routing.route_lead(third.id).agent_id == first.id
 
 
 def test_claiming_a_contact_whose_lead_waits_takes_it_out_of_the_queue(ctx):
     enable_roulette()
     claimer = make_user("attendant", departments=["sales"])
     lead = make_lead(department="sales")
-    assert service.route_lead(lead.id) is None  # nobody online
+    assert routing.route_lead(lead.id) is None  # nobody online
 
     assign(claimer, lead.contact_id)
 
     assert fresh(lead).state == "assigned"
     go_online(claimer)
-    assert service.pending_offer(claimer.id) is None
+    assert pool.pending_offer(claimer.id) is None
 
 
 def test_reassigning_an_owned_contact_withdraws_the_offer_of_its_new_lead(ctx):
@@ -473,7 +475,7 @@ def test_reassigning_an_owned_contact_withdraws_the_offer_of_its_new_lead(ctx):
 
     assert fresh(offer).state == OfferState.CANCELLED
     with pytest.raises(Conflict):
-        service.accept(taker, offer.id)
+        decisions.accept(taker, offer.id)
     assert fresh(contact).owner_id == manager.id
     assert fresh(lead).state == "assigned"
 
@@ -492,7 +494,7 @@ def test_the_accepting_agent_s_first_note_marks_the_lead_attended(ctx):
         .values(created_at=utcnow() - timedelta(seconds=90))
     )
     db.session.commit()
-    service.accept(solo, offered(lead).id)
+    decisions.accept(solo, offered(lead).id)
 
     add_history(admin, lead.contact_id, "note", "Someone else writes first")
     assert fresh(lead).attended_at is None
@@ -517,7 +519,7 @@ def test_a_note_by_a_later_owner_does_not_attend_the_lead_for_the_accepting_one(
     solo = agent()
     later = make_user("attendant", departments=["sales"])
     lead = make_lead(department="sales")
-    service.accept(solo, offered(lead).id)
+    decisions.accept(solo, offered(lead).id)
     assign(manager, lead.contact_id, later.id)
 
     add_history(later, lead.contact_id, "note", "Took over")
@@ -534,7 +536,7 @@ def test_an_edit_by_the_accepting_agent_marks_the_lead_attended(ctx):
     enable_roulette()
     solo = agent()
     lead = make_lead(department="sales")
-    service.accept(solo, offered(lead).id)
+    decisions.accept(solo, offered(lead).id)
     contact = db.session.get(Contact, lead.contact_id)
 
     update_contact(
@@ -557,7 +559,7 @@ def test_an_owner_accepting_a_new_lead_of_an_attended_contact_attends_it_again(
     assert fresh(contact).attended_at is not None
 
     lead = make_lead(contact, department="sales")
-    service.accept(owner, offered(lead).id)
+    decisions.accept(owner, offered(lead).id)
     add_history(owner, contact.id, "note", "Answered the new inquiry")
 
     lead = fresh(lead)
@@ -572,7 +574,7 @@ def test_an_accept_between_a_hand_assignment_and_its_withdrawal_is_refused(ctx):
     lead = make_lead(department="sales")
     offer = offered(lead)
     waiting = make_lead(department="sales")
-    assert service.route_lead(waiting.id).agent_id == second.id
+    assert routing.route_lead(waiting.id).agent_id == second.id
     # What assign() has committed before it calls lead_assigned_by_hand: the
     # contact is the manager's, the offer is still pending.
     db.session.execute(
@@ -583,7 +585,7 @@ def test_an_accept_between_a_hand_assignment_and_its_withdrawal_is_refused(ctx):
     db.session.commit()
 
     with pytest.raises(Conflict, match="withdrawn"):
-        service.accept(first, offer.id)
+        decisions.accept(first, offer.id)
 
     assert (
         db.session.get(Contact, lead.contact_id, populate_existing=True).owner_id
@@ -593,7 +595,7 @@ def test_an_accept_between_a_hand_assignment_and_its_withdrawal_is_refused(ctx):
     lead = fresh(lead)
     assert (lead.state, lead.accepted_by_id) == ("assigned", manager.id)
     # The refused agent is free again for the next lead.
-    assert service.route_lead(make_lead(department="sales").id).agent_id == first.id
+    assert routing.route_lead(make_lead(department="sales").id).agent_id == first.id
 
 
 def test_capacity_forgets_a_lead_whose_contact_was_handed_to_someone_else(ctx):
@@ -603,15 +605,15 @@ def test_capacity_forgets_a_lead_whose_contact_was_handed_to_someone_else(ctx):
     db.session.commit()
     solo = agent()
     lead = make_lead(department="sales")
-    service.accept(solo, offered(lead).id)
+    decisions.accept(solo, offered(lead).id)
     second = make_lead(department="sales")
-    assert service.route_lead(second.id) is None  # at the cap
+    assert routing.route_lead(second.id) is None  # at the cap
 
     assign(manager, lead.contact_id, manager.id)
-    service.sweep()
+    sweep.sweep()
 
     # The reassigned lead is no longer solo's to answer.
-    assert service.pending_offer(solo.id).lead_id == second.id
+    assert pool.pending_offer(solo.id).lead_id == second.id
 
 
 def _assign_and_route_at_once(
@@ -636,7 +638,7 @@ def _assign_and_route_at_once(
         with app.app_context():
             try:
                 barrier.wait(timeout=10)
-                service.route_lead(lead_id)
+                routing.route_lead(lead_id)
                 outcome["route"] = True
             except BaseException as exc:
                 outcome["route"] = exc
@@ -670,23 +672,23 @@ def test_a_hand_assignment_racing_a_routing_leaves_no_pending_offer_behind(app):
             assert lead.state == "assigned"
             assert lead.accepted_by_id == manager_id
             assert db.session.get(Contact, ids[0]).owner_id == manager_id
-            assert service.pending_offer(ids[2]) is None
+            assert pool.pending_offer(ids[2]) is None
             db.session.execute(db.update(AgentState).values(available=False))
             db.session.commit()
             db.session.remove()
 
 
-def _stale_plan(lead: Lead) -> tuple[Lead, service.Plan]:
+def _stale_plan(lead: Lead) -> tuple[Lead, choice.Plan]:
     """The lead as read now, and the plan made of it now (to place later,
     once the world moved on)."""
     stale_lead = fresh(lead)
-    return stale_lead, service.plan(current_account(), stale_lead)
+    return stale_lead, pool.plan(current_account(), stale_lead)
 
 
-def _place_stale(stale: tuple[Lead, service.Plan]) -> service.Placed | str:
+def _place_stale(stale: tuple[Lead, choice.Plan]) -> placement.Placed | str:
     account = current_account()
     stale_lead, stale_plan = stale
-    return service._place(
+    return placement.place(
         stale_lead,
         stale_plan,
         account_id=account.id,
@@ -708,7 +710,7 @@ def test_a_stale_plan_for_an_agent_another_routing_took_writes_nothing(ctx):
     assert taken.agent_id == only.id
     turn = db.session.get(AgentState, only.id, populate_existing=True).last_offer_at
 
-    assert _place_stale(stale) == service.AGENT_TAKEN
+    assert _place_stale(stale) == placement.AGENT_TAKEN
     assert fresh(second).state == "queued" and offers_of(second) == []
     state = db.session.get(AgentState, only.id, populate_existing=True)
     assert state.last_offer_at == turn
@@ -727,8 +729,8 @@ def test_a_stale_plan_never_asks_again_an_agent_who_declined_meanwhile(ctx):
     offer = offered(lead)
     assert offer.agent_id == first.id
     assert offered(make_lead(department="sales")).agent_id == second.id
-    service.decline(first, offer.id)
+    decisions.decline(first, offer.id)
     assert fresh(lead).state == "queued"  # second is busy: the lead waits
 
-    assert _place_stale(stale) == service.LEAD_MOVED
+    assert _place_stale(stale) == placement.LEAD_MOVED
     assert offers_of(lead) == [(first.id, "declined")]

@@ -18,7 +18,7 @@ from sqlalchemy import event, select
 from portal.extensions import db
 from portal.models import AgentState, Lead, Offer
 from portal.models.base import utcnow
-from portal.roulette import router, service
+from portal.roulette import decisions, lease, pool, router, routing, sweep, switch
 from portal.settings.service import current_account
 from tests.factories import enable_roulette, make_api_key, make_lead
 from tests.roulette_helpers import agent, fresh, offers_of, pending_for
@@ -42,7 +42,7 @@ def running_router(app: Flask):
     thread = router.Router(app)
     thread.start()
     with app.app_context():
-        wait_for(router.running, what="the router's lease")
+        wait_for(lease.running, what="the router's lease")
     yield thread
     thread.stop()
     assert not thread.is_alive()
@@ -52,9 +52,9 @@ def running_router(app: Flask):
 def router_elsewhere(ctx, redis_client):
     """The lease held as if a router ran in another process: services hand
     routing off, and the test runs that router's dispatch itself."""
-    redis_client.set(router.LEASE, "elsewhere", px=60_000)
+    redis_client.set(lease.LEASE, "elsewhere", px=60_000)
     yield
-    redis_client.delete(router.LEASE)
+    redis_client.delete(lease.LEASE)
 
 
 def in_turn(*users, seconds: int = 10) -> None:
@@ -76,7 +76,7 @@ def test_one_dispatch_offers_the_oldest_leads_to_the_free_agents_in_turn(ctx):
     in_turn(first, second)
     old, middle, new = (make_lead(department="sales") for _ in range(3))
 
-    assert service.dispatch(current_account()) == 2
+    assert routing.dispatch(current_account()) == 2
 
     assert offers_of(old) == [(first.id, "pending")]
     assert offers_of(middle) == [(second.id, "pending")]
@@ -98,14 +98,14 @@ def test_dispatch_keeps_departments_and_declines_apart(ctx):
     support_lead = make_lead(department="support")
     sales_lead = make_lead(department="sales")
 
-    assert service.dispatch(current_account()) == 2
+    assert routing.dispatch(current_account()) == 2
 
     assert offers_of(support_lead) == [(support.id, "pending")]
     assert offers_of(sales_lead) == [(seller.id, "pending")]
 
     # The seller declines the last round: no dispatch asks them again.
-    service.decline(seller, pending_for(sales_lead).id)
-    assert service.dispatch(current_account()) == 0
+    decisions.decline(seller, pending_for(sales_lead).id)
+    assert routing.dispatch(current_account()) == 0
     assert offers_of(sales_lead) == [(seller.id, "declined")]
 
 
@@ -113,12 +113,12 @@ def test_a_declined_lead_starts_its_next_round_in_the_batch(router_elsewhere):
     enable_roulette(rounds=2)
     only = agent()
     lead = make_lead(department="sales")
-    assert service.dispatch(current_account()) == 1
-    service.decline(only, pending_for(lead).id)
+    assert routing.dispatch(current_account()) == 1
+    decisions.decline(only, pending_for(lead).id)
     assert offers_of(lead) == [(only.id, "declined")]  # left to the router
 
     # Everyone free declined this round: the dispatch opens round 2.
-    assert service.dispatch(current_account()) == 1
+    assert routing.dispatch(current_account()) == 1
     assert offers_of(lead) == [(only.id, "declined"), (only.id, "pending")]
     assert fresh(lead).round == 2
 
@@ -163,10 +163,10 @@ def test_leads_nobody_can_take_are_not_planned_again(ctx):
     enable_roulette()
     busy = agent()
     first = make_lead(department="sales")
-    assert service.dispatch(current_account()) == 1
+    assert routing.dispatch(current_account()) == 1
     second = make_lead(department="sales")
 
-    service.dispatch(current_account())
+    routing.dispatch(current_account())
     recorded = fresh(second).routing
     assert [c["reason"] for c in recorded] == ["busy"]
 
@@ -174,7 +174,7 @@ def test_leads_nobody_can_take_are_not_planned_again(ctx):
     busy_state = db.session.get(AgentState, busy.id)
     busy_state.available_changed_at = utcnow()
     db.session.commit()
-    service.dispatch(current_account())
+    routing.dispatch(current_account())
     assert fresh(second).routing == recorded
     assert offers_of(first) == [(busy.id, "pending")]
 
@@ -183,9 +183,9 @@ def test_leads_nobody_can_take_are_not_planned_again(ctx):
 
 
 def test_without_a_router_wake_says_so_and_leaves_nothing_behind(ctx, redis_client):
-    assert router.running() is False
-    assert router.wake() is False
-    assert redis_client.llen(router.WAKE) == 0
+    assert lease.running() is False
+    assert lease.wake() is False
+    assert redis_client.llen(lease.WAKE) == 0
 
 
 def test_with_the_router_running_the_intake_answers_at_once_and_the_router_offers(
@@ -223,11 +223,11 @@ def test_a_decline_wakes_the_router_which_asks_the_next_agent(app, running_route
         first, second = agent(), agent()
         in_turn(first, second)
         lead = make_lead(department="sales")
-        assert router.wake() is True
+        assert lease.wake() is True
         offer = wait_for(lambda: pending_for(lead), what="the first offer")
         assert offer.agent_id == first.id
 
-        service.decline(first, offer.id)
+        decisions.decline(first, offer.id)
 
         again = wait_for(
             lambda: (o := pending_for(lead)) is not None and o.agent_id == second.id,
@@ -258,17 +258,17 @@ def test_one_router_holds_the_lease_and_a_stopped_one_hands_it_over(app):
     first.start()
     try:
         with app.app_context():
-            wait_for(router.running, what="the first router's lease")
+            wait_for(lease.running, what="the first router's lease")
         second.start()
         time.sleep(0.3)
         with app.app_context():
             client = router.get_redis()
-            assert client.get(router.LEASE).decode() == first.token
+            assert client.get(lease.LEASE).decode() == first.token
         first.stop()
         with app.app_context():
             wait_for(
                 lambda: (
-                    (holder := client.get(router.LEASE)) is not None
+                    (holder := client.get(lease.LEASE)) is not None
                     and holder.decode() == second.token
                 ),
                 timeout=5,
@@ -278,7 +278,7 @@ def test_one_router_holds_the_lease_and_a_stopped_one_hands_it_over(app):
         first.stop()
         second.stop()
     with app.app_context():
-        assert router.running() is False
+        assert lease.running() is False
 
 
 def test_the_sweep_leaves_the_queue_to_a_running_router(app, running_router):
@@ -290,14 +290,14 @@ def test_the_sweep_leaves_the_queue_to_a_running_router(app, running_router):
         running_router.stopping.set()
         running_router.join(timeout=5)
         client = router.get_redis()
-        client.set(router.LEASE, running_router.token, px=5000)
+        client.set(lease.LEASE, running_router.token, px=5000)
         lead = make_lead(department="sales")
 
-        assert service.sweep_queue()["dispatched"] == 0
+        assert sweep.sweep_queue()["dispatched"] == 0
         assert offers_of(lead) == []
 
-        client.delete(router.LEASE)
-        assert service.sweep_queue()["dispatched"] == 1
+        client.delete(lease.LEASE)
+        assert sweep.sweep_queue()["dispatched"] == 1
         db.session.remove()
 
 
@@ -306,20 +306,20 @@ def one_agent_with_a_cached_roster():
     (in which they are switched on); returns both."""
     enable_roulette()
     only = agent()
-    rosters = service.RosterCache()
+    rosters = pool.RosterCache()
     first = make_lead(department="sales")
-    assert service.dispatch(current_account(), rosters=rosters) == 1
-    service.accept(only, pending_for(first).id)
+    assert routing.dispatch(current_account(), rosters=rosters) == 1
+    decisions.accept(only, pending_for(first).id)
     return only, rosters
 
 
 def test_the_router_s_roster_forgets_an_agent_who_switched_off(router_elsewhere):
     only, rosters = one_agent_with_a_cached_roster()
-    service.set_available(only, False)
+    switch.set_available(only, False)
 
     # Within the roster's lifetime, but its version moved on with the switch.
     second = make_lead(department="sales")
-    assert service.dispatch(current_account(), rosters=rosters) == 0
+    assert routing.dispatch(current_account(), rosters=rosters) == 0
     assert offers_of(second) == []
     assert [c["reason"] for c in fresh(second).routing] == ["paused"]
 
@@ -331,14 +331,14 @@ def test_an_answered_offer_leaves_no_expiry_job_for_the_worker(ctx):
     first, second = agent(), agent()
     in_turn(first, second)
     taken, passed = make_lead(department="sales"), make_lead(department="sales")
-    service.dispatch(current_account())
+    routing.dispatch(current_account())
     registry = get_queue().scheduled_job_registry
     accepted, declined = pending_for(taken), pending_for(passed)
     scheduled = set(registry.get_job_ids())
     assert {f"roleta-expire-offer-{o.id}" for o in (accepted, declined)} <= scheduled
 
-    service.accept(first, accepted.id)
-    service.decline(second, declined.id)
+    decisions.accept(first, accepted.id)
+    decisions.decline(second, declined.id)
 
     left = set(registry.get_job_ids())
     assert f"roleta-expire-offer-{accepted.id}" not in left
@@ -361,7 +361,7 @@ def test_a_stale_roster_cannot_place_an_offer_for_a_switched_off_agent(
     db.session.commit()
 
     second = make_lead(department="sales")
-    assert service.dispatch(current_account(), rosters=rosters) == 0
+    assert routing.dispatch(current_account(), rosters=rosters) == 0
     assert offers_of(second) == []
     assert fresh(second).state == "queued"
 
@@ -369,16 +369,16 @@ def test_a_stale_roster_cannot_place_an_offer_for_a_switched_off_agent(
 def test_a_long_pass_renews_the_lease_and_stops_when_another_took_it(ctx, redis_client):
     mine = router.Router(current_app_object())
     assert mine.hold(redis_client)
-    redis_client.pexpire(router.LEASE, 500)
+    redis_client.pexpire(lease.LEASE, 500)
     mine._renewed -= router.RENEW_SECONDS  # as if a pass ran that long
     mine.tick()
-    assert redis_client.pttl(router.LEASE) > 2000  # renewed to LEASE_MS
+    assert redis_client.pttl(lease.LEASE) > 2000  # renewed to LEASE_MS
 
-    redis_client.set(router.LEASE, "another", px=3000)
+    redis_client.set(lease.LEASE, "another", px=3000)
     mine._renewed -= router.RENEW_SECONDS
     with pytest.raises(router.LeaseLost):
         mine.tick()
-    assert redis_client.get(router.LEASE) == b"another"
+    assert redis_client.get(lease.LEASE) == b"another"
 
 
 def current_app_object():
@@ -392,7 +392,7 @@ def test_new_leads_while_everyone_is_busy_wait_for_the_next_look(app):
     router does not read the whole queue again for each of them, only when
     an agent may have come free, or at its idle look."""
     thread = router.Router(app)  # not started: its decision alone
-    lead, agent_ = router.FOR_LEAD.encode(), router.FOR_AGENT.encode()
+    lead, agent_ = lease.FOR_LEAD.encode(), lease.FOR_AGENT.encode()
     thread.rosters.free_after = {1: 0}
     thread._passed = time.monotonic()
     assert thread.nothing_to_do({lead})
@@ -414,16 +414,16 @@ def test_a_lead_arriving_while_everyone_is_busy_is_offered_once_an_agent_is_free
         enable_roulette()
         only = agent()
         first = make_lead(department="sales")
-        assert router.wake(router.FOR_LEAD) is True
+        assert lease.wake(lease.FOR_LEAD) is True
         offer = wait_for(lambda: pending_for(first), what="the first offer")
 
         waiting = make_lead(department="sales")
-        assert router.wake(router.FOR_LEAD) is True
+        assert lease.wake(lease.FOR_LEAD) is True
         # Why it waits is on record by the router's next look.
         assert wait_for(lambda: fresh(waiting).routing, what="the reasons")
         assert fresh(waiting).state == "queued"
 
-        service.accept(only, offer.id)  # frees the agent and wakes the router
+        decisions.accept(only, offer.id)  # frees the agent and wakes the router
         again = wait_for(lambda: pending_for(waiting), what="the second offer")
         assert again.agent_id == only.id
         db.session.remove()

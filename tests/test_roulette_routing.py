@@ -19,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from portal.extensions import db
 from portal.models import Account, AgentState, Lead, Offer, OfferState, User
 from portal.models.base import utcnow
+from portal.org import hours
 from portal.org import service as org
 from portal.realtime import presence
-from portal.roulette import hours, service
-from portal.roulette.service import Skip
+from portal.roulette import decisions, placement, pool, routing, sweep, switch
+from portal.roulette.choice import Skip
 from portal.settings.service import current_account
 from tests.factories import (
     enable_roulette,
@@ -47,7 +48,7 @@ def reasons(candidates: list[dict] | None) -> dict[int, str]:
     return {c["id"]: c["reason"] for c in candidates or ()}
 
 
-def offer_of(placed: service.Placed | None) -> Offer:
+def offer_of(placed: placement.Placed | None) -> Offer:
     assert placed is not None, "the lead was not offered"
     return db.session.get(Offer, placed.offer_id)
 
@@ -71,7 +72,7 @@ def test_the_owner_online_gets_the_lead_before_a_longer_waiting_agent(ctx):
     waited(owner, 5)
     lead = make_lead(make_contact(owner=owner, department="sales"), department="sales")
 
-    offer = offer_of(service.route_lead(lead.id))
+    offer = offer_of(routing.route_lead(lead.id))
 
     assert offer.agent_id == owner.id
     assert offer.reason == "owner"
@@ -84,19 +85,19 @@ def test_an_owner_who_cannot_answer_is_skipped_for_the_turn_order(ctx, why):
     enable_roulette()
     owner = agent(online=why != "offline")
     if why == "offline":
-        service.set_available(owner, True)  # switched on, but no connection
+        switch.set_available(owner, True)  # switched on, but no connection
     elif why == "busy":
-        service.route_lead(make_lead(department="sales").id)
-        assert service.pending_offer(owner.id) is not None
+        routing.route_lead(make_lead(department="sales").id)
+        assert pool.pending_offer(owner.id) is not None
     else:
-        service.set_available(owner, False)
+        switch.set_available(owner, False)
     second = agent()
     third = agent()
     waited(third, 600)
     waited(second, 60)
     lead = make_lead(make_contact(owner=owner, department="sales"), department="sales")
 
-    offer = offer_of(service.route_lead(lead.id))
+    offer = offer_of(routing.route_lead(lead.id))
 
     assert offer.agent_id == third.id
     assert offer.reason == "turn"
@@ -111,7 +112,7 @@ def test_an_owner_outside_the_lead_department_still_gets_it(ctx):
     owner = agent("support")
     lead = make_lead(make_contact(owner=owner, department="sales"), department="sales")
 
-    offer = offer_of(service.route_lead(lead.id))
+    offer = offer_of(routing.route_lead(lead.id))
 
     assert offer.agent_id == owner.id
     assert reasons(offer.candidates) == {owner.id: "chosen", sales.id: "later"}
@@ -122,9 +123,9 @@ def test_other_departments_agents_are_not_candidates(ctx):
     support = agent("support")
     lead = make_lead(department="sales")
 
-    assert service.route_lead(lead.id) is None
+    assert routing.route_lead(lead.id) is None
     assert fresh(lead).state == "queued"
-    assert service.pending_offer(support.id) is None
+    assert pool.pending_offer(support.id) is None
 
 
 # ------------------------------------------------------------------ fairness
@@ -137,9 +138,9 @@ def test_the_longest_wait_since_an_offer_goes_first_and_then_to_the_back(ctx):
     waited(b, 300)
     waited(c, 200)
 
-    first = offer_of(service.route_lead(make_lead(department="sales").id))
-    second = offer_of(service.route_lead(make_lead(department="sales").id))
-    third = offer_of(service.route_lead(make_lead(department="sales").id))
+    first = offer_of(routing.route_lead(make_lead(department="sales").id))
+    second = offer_of(routing.route_lead(make_lead(department="sales").id))
+    third = offer_of(routing.route_lead(make_lead(department="sales").id))
 
     assert [first.agent_id, second.agent_id, third.agent_id] == [b.id, c.id, a.id]
     # The one just asked is at the back of the list of the next offer.
@@ -155,10 +156,10 @@ def test_switching_on_counts_as_the_start_of_the_wait(ctx):
     state = db.session.get(AgentState, old_hand.id)
     state.last_offer_at = utcnow() - timedelta(hours=1)
     db.session.commit()
-    service.set_available(old_hand, False)
-    service.set_available(old_hand, True)
+    switch.set_available(old_hand, False)
+    switch.set_available(old_hand, True)
 
-    offer = offer_of(service.route_lead(make_lead(department="sales").id))
+    offer = offer_of(routing.route_lead(make_lead(department="sales").id))
 
     assert offer.agent_id == newcomer.id
 
@@ -168,21 +169,21 @@ def test_offers_spread_evenly_over_agents_who_accept_and_decline(ctx):
     agents = [agent() for _ in range(3)]
     by_id = {a.id: a for a in agents}
     offered = {a.id: 0 for a in agents}
-    decisions = 0
+    answers = 0
     for _n in range(20):
         lead = make_lead(department="sales")
-        service.route_lead(lead.id)
+        routing.route_lead(lead.id)
         while (pending := pending_for(lead)) is not None:
             offered[pending.agent_id] += 1
-            decisions += 1
+            answers += 1
             who = by_id[pending.agent_id]
             # A fixed mix of answers: every third decision is an accept.
-            if decisions % 3 == 0:
-                service.accept(who, pending.id)
+            if answers % 3 == 0:
+                decisions.accept(who, pending.id)
             else:
-                service.decline(who, pending.id)
+                decisions.decline(who, pending.id)
     counts = sorted(offered.values())
-    assert sum(counts) == decisions > 20
+    assert sum(counts) == answers > 20
     assert counts[-1] - counts[0] <= 1, offered
 
 
@@ -194,14 +195,14 @@ def test_every_skip_reason_is_recorded_with_its_agent(ctx):
     set_account(roulette_capacity=1)
 
     at_cap = agent()
-    service.accept(
-        at_cap, offer_of(service.route_lead(make_lead(department="sales").id)).id
+    decisions.accept(
+        at_cap, offer_of(routing.route_lead(make_lead(department="sales").id)).id
     )
     busy = agent()
-    assert service.route_lead(make_lead(department="sales").id).agent_id == busy.id
+    assert routing.route_lead(make_lead(department="sales").id).agent_id == busy.id
     decliner = agent()
     lead = make_lead(department="sales")
-    service.decline(decliner, offer_of(service.route_lead(lead.id)).id)
+    decisions.decline(decliner, offer_of(routing.route_lead(lead.id)).id)
 
     # Nobody could take it: it waits, and says why.
     assert fresh(lead).state == "queued"
@@ -212,12 +213,12 @@ def test_every_skip_reason_is_recorded_with_its_agent(ctx):
     }
 
     offline = agent(online=False)
-    service.set_available(offline, True)  # the switch is on, no connection
+    switch.set_available(offline, True)  # the switch is on, no connection
     paused = agent(online=False)
     presence.touch(paused.account_id, paused.id)  # connected, switch off
     chosen = agent()  # switching on picks up the waiting lead
 
-    offer = service.pending_offer(chosen.id)
+    offer = pool.pending_offer(chosen.id)
     assert offer is not None and offer.lead_id == lead.id
     assert reasons(offer.candidates) == {
         chosen.id: Skip.CHOSEN,
@@ -235,10 +236,10 @@ def test_capacity_counts_only_accepted_unattended_leads(ctx):
     set_account(roulette_capacity=1)
     solo = agent()
     first = make_lead(department="sales")
-    service.accept(solo, offer_of(service.route_lead(first.id)).id)
+    decisions.accept(solo, offer_of(routing.route_lead(first.id)).id)
 
     second = make_lead(department="sales")
-    assert service.route_lead(second.id) is None
+    assert routing.route_lead(second.id) is None
     assert reasons(fresh(second).routing) == {solo.id: Skip.CAPACITY}
 
     # Attending the first lead frees a place: the waiting one comes at once
@@ -246,12 +247,12 @@ def test_capacity_counts_only_accepted_unattended_leads(ctx):
     from portal.contacts.service import add_history
 
     add_history(solo, first.contact_id, "note", "Called back")
-    service.sweep()
-    assert service.pending_offer(solo.id).lead_id == second.id
+    sweep.sweep()
+    assert pool.pending_offer(solo.id).lead_id == second.id
 
     # No cap: nobody is ever at capacity.
     set_account(roulette_capacity=0)
-    plan = service.plan(current_account(), fresh(make_lead(department="sales")))
+    plan = pool.plan(current_account(), fresh(make_lead(department="sales")))
     assert Skip.CAPACITY not in reasons(plan.candidates).values()
 
 
@@ -270,14 +271,14 @@ def test_outside_working_hours_nobody_is_asked_and_the_lead_waits(ctx):
     db.session.commit()
     lead = make_lead(department="sales")
 
-    assert service.route_lead(lead.id) is None
+    assert routing.route_lead(lead.id) is None
     assert reasons(fresh(lead).routing) == {online.id: Skip.HOURS}
 
     # Opening hours again: the sweep hands it out.
     department.working_hours = None
     db.session.commit()
-    service.sweep()
-    assert service.pending_offer(online.id).lead_id == lead.id
+    sweep.sweep()
+    assert pool.pending_offer(online.id).lead_id == lead.id
 
 
 def test_working_hours_are_read_in_the_department_time_zone(ctx):
@@ -291,14 +292,14 @@ def test_working_hours_are_read_in_the_department_time_zone(ctx):
     account = current_account()
 
     # Monday 2024-06-03 11:00 UTC = 08:00 in São Paulo: closed.
-    early = service.plan(account, lead, datetime(2024, 6, 3, 11, 0, tzinfo=UTC))
+    early = pool.plan(account, lead, datetime(2024, 6, 3, 11, 0, tzinfo=UTC))
     assert early.chosen is None
     assert reasons(early.candidates) == {online.id: Skip.HOURS}
     # 12:30 UTC = 09:30 there: open.
-    open_ = service.plan(account, lead, datetime(2024, 6, 3, 12, 30, tzinfo=UTC))
+    open_ = pool.plan(account, lead, datetime(2024, 6, 3, 12, 30, tzinfo=UTC))
     assert open_.chosen is not None and open_.chosen.id == online.id
     # 21:00 UTC = 18:00 there: closed again (the end is exclusive).
-    late = service.plan(account, lead, datetime(2024, 6, 3, 21, 0, tzinfo=UTC))
+    late = pool.plan(account, lead, datetime(2024, 6, 3, 21, 0, tzinfo=UTC))
     assert late.chosen is None
 
 
@@ -332,12 +333,12 @@ def test_rounds_ask_everyone_again_then_park_the_lead_for_newcomers(ctx):
     waited(a, 20)
     waited(b, 10)
     lead = make_lead(department="sales")
-    service.route_lead(lead.id)
+    routing.route_lead(lead.id)
 
     asked = []
     while (pending := pending_for(lead)) is not None:
         asked.append((pending.agent_id, pending.round))
-        service.decline(db.session.get(User, pending.agent_id), pending.id)
+        decisions.decline(db.session.get(User, pending.agent_id), pending.id)
 
     assert asked == [(a.id, 1), (b.id, 1), (a.id, 2), (b.id, 2)]
     parked = fresh(lead)
@@ -346,13 +347,13 @@ def test_rounds_ask_everyone_again_then_park_the_lead_for_newcomers(ctx):
     assert reasons(parked.routing) == {a.id: Skip.DECLINED, b.id: Skip.DECLINED}
 
     # Switching off and on again does not bring it back to those who saw it...
-    service.set_available(a, False)
-    service.set_available(a, True)
-    service.sweep()
+    switch.set_available(a, False)
+    switch.set_available(a, True)
+    sweep.sweep()
     assert pending_for(lead) is None
     # ...but an agent who never saw it gets it.
     newcomer = agent()
-    assert service.pending_offer(newcomer.id).lead_id == lead.id
+    assert pool.pending_offer(newcomer.id).lead_id == lead.id
 
 
 def test_a_parked_lead_skips_whoever_saw_it_in_any_round(ctx):
@@ -361,19 +362,19 @@ def test_a_parked_lead_skips_whoever_saw_it_in_any_round(ctx):
     waited(a, 20)
     waited(b, 10)
     lead = make_lead(department="sales")
-    service.decline(a, offer_of(service.route_lead(lead.id)).id)
-    service.decline(b, pending_for(lead).id)
+    decisions.decline(a, offer_of(routing.route_lead(lead.id)).id)
+    decisions.decline(b, pending_for(lead).id)
     assert (pending_for(lead).agent_id, pending_for(lead).round) == (a.id, 2)
-    service.set_available(b, False)  # b is away for the whole second round
+    switch.set_available(b, False)  # b is away for the whole second round
 
-    service.decline(a, pending_for(lead).id)
+    decisions.decline(a, pending_for(lead).id)
 
     assert fresh(lead).exhausted_at is not None
     # b declined it in round 1: coming back does not bring it to her.
-    service.set_available(b, True)
-    service.sweep()
+    switch.set_available(b, True)
+    sweep.sweep()
     assert pending_for(lead) is None
-    assert reasons(service.plan(current_account(), fresh(lead)).candidates) == {
+    assert reasons(pool.plan(current_account(), fresh(lead)).candidates) == {
         a.id: Skip.DECLINED,
         b.id: Skip.DECLINED,
     }
@@ -385,17 +386,17 @@ def test_a_decline_while_others_are_busy_waits_for_them_not_a_new_round(ctx):
     waited(a, 20)
     waited(b, 10)
     other = make_lead(department="sales")
-    service.route_lead(other.id)  # a is busy with it
+    routing.route_lead(other.id)  # a is busy with it
     lead = make_lead(department="sales")
-    offer = offer_of(service.route_lead(lead.id))
+    offer = offer_of(routing.route_lead(lead.id))
     assert offer.agent_id == b.id
 
-    service.decline(b, offer.id)
+    decisions.decline(b, offer.id)
 
     assert fresh(lead).round == 1
     assert pending_for(lead) is None
     # a answers the other lead: now free, a is asked in round 1 still.
-    service.accept(a, pending_for(other).id)
+    decisions.accept(a, pending_for(other).id)
     assert (pending_for(lead).agent_id, pending_for(lead).round) == (a.id, 1)
 
 
@@ -409,7 +410,7 @@ def test_hybrid_mode_offers_only_to_agents_flagged_for_web_leads(ctx):
     waited(unflagged, 3600)
     waited(flagged, 1)
 
-    offer = offer_of(service.route_lead(make_lead(department="sales").id))
+    offer = offer_of(routing.route_lead(make_lead(department="sales").id))
 
     assert offer.agent_id == flagged.id
     assert unflagged.id not in reasons(offer.candidates)
@@ -419,7 +420,7 @@ def test_outside_hybrid_mode_the_flag_does_not_matter(ctx):
     enable_roulette(process_mode="1")
     unflagged = agent(receives_web_leads=False)
 
-    offer = offer_of(service.route_lead(make_lead(department="sales").id))
+    offer = offer_of(routing.route_lead(make_lead(department="sales").id))
 
     assert offer.agent_id == unflagged.id
 
@@ -436,32 +437,32 @@ def test_a_lead_without_department_may_go_to_any_receiver(ctx):
     waited(support, 20)
     lead = make_lead()
 
-    offer = offer_of(service.route_lead(lead.id))
+    offer = offer_of(routing.route_lead(lead.id))
 
     assert offer.agent_id == nowhere.id
     assert set(reasons(offer.candidates)) == {sales.id, nowhere.id, support.id}
-    second = offer_of(service.route_lead(make_lead().id))
+    second = offer_of(routing.route_lead(make_lead().id))
     assert second.agent_id == support.id
 
 
 def test_a_waiting_lead_without_department_goes_to_the_first_agent_free(ctx):
     enable_roulette()
     lead = make_lead()
-    assert service.route_lead(lead.id) is None  # nobody online
+    assert routing.route_lead(lead.id) is None  # nobody online
 
     someone = agent("support")
 
-    assert service.pending_offer(someone.id).lead_id == lead.id
+    assert pool.pending_offer(someone.id).lead_id == lead.id
 
 
 def test_roulette_off_offers_nothing(ctx):
     online = agent()
     lead = make_lead(department="sales")
 
-    assert service.route_lead(lead.id) is None
-    service.set_available(online, False)
-    service.set_available(online, True)
-    assert service.sweep()["expired"] == 0
+    assert routing.route_lead(lead.id) is None
+    switch.set_available(online, False)
+    switch.set_available(online, True)
+    assert sweep.sweep()["expired"] == 0
 
     assert fresh(lead).state == "queued"
     assert db.session.scalar(select(Offer.id)) is None
@@ -471,13 +472,13 @@ def test_a_lead_that_is_no_longer_queued_is_left_alone(ctx):
     enable_roulette()
     first = agent()
     lead = make_lead(department="sales")
-    service.route_lead(lead.id)
+    routing.route_lead(lead.id)
     second = agent()
 
-    assert service.route_lead(lead.id) is None  # already offered
-    assert service.pending_offer(second.id) is None
+    assert routing.route_lead(lead.id) is None  # already offered
+    assert pool.pending_offer(second.id) is None
     assert db.session.scalar(select(db.func.count(Offer.id))) == 1
-    assert service.pending_offer(first.id).lead_id == lead.id
+    assert pool.pending_offer(first.id).lead_id == lead.id
 
 
 # ---------------------------------------------------------------------- queue
@@ -487,26 +488,26 @@ def test_busy_agents_leave_leads_waiting_then_take_them_oldest_first(ctx):
     enable_roulette(rounds=1)
     solo = agent()
     first = make_lead(department="sales")
-    service.route_lead(first.id)
+    routing.route_lead(first.id)
     second = make_lead(department="sales")
     third = make_lead(department="sales")
     fourth = make_lead(department="sales")
     # The newest tries first: arrival order still wins when she is free.
     for lead in (fourth, third, second):
-        assert service.route_lead(lead.id) is None
+        assert routing.route_lead(lead.id) is None
         assert reasons(fresh(lead).routing) == {solo.id: Skip.BUSY}
 
-    service.accept(solo, pending_for(first).id)  # freed by an accept
-    assert service.pending_offer(solo.id).lead_id == second.id
+    decisions.accept(solo, pending_for(first).id)  # freed by an accept
+    assert pool.pending_offer(solo.id).lead_id == second.id
 
-    service.decline(solo, pending_for(second).id)  # freed by a decline
-    assert service.pending_offer(solo.id).lead_id == third.id
+    decisions.decline(solo, pending_for(second).id)  # freed by a decline
+    assert pool.pending_offer(solo.id).lead_id == third.id
 
     offer = pending_for(third)  # freed by the clock running out
     offer.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert service.expire_offer(offer.id)
-    assert service.pending_offer(solo.id).lead_id == fourth.id
+    assert decisions.expire_offer(offer.id)
+    assert pool.pending_offer(solo.id).lead_id == fourth.id
 
 
 def test_with_nobody_online_leads_wait_and_the_first_to_switch_on_gets_the_oldest(
@@ -515,40 +516,40 @@ def test_with_nobody_online_leads_wait_and_the_first_to_switch_on_gets_the_oldes
     enable_roulette()
     leads = [make_lead(department="sales") for _ in range(3)]
     for lead in leads:
-        assert service.route_lead(lead.id) is None
+        assert routing.route_lead(lead.id) is None
         assert fresh(lead).state == "queued"
 
     someone = agent()
 
-    assert service.pending_offer(someone.id).lead_id == leads[0].id
+    assert pool.pending_offer(someone.id).lead_id == leads[0].id
 
 
 def test_a_connection_coming_back_brings_the_waiting_lead_with_the_sweep(ctx):
     enable_roulette()
     switched_on = agent(online=False)
-    service.set_available(switched_on, True)
+    switch.set_available(switched_on, True)
     lead = make_lead(department="sales")
-    assert service.route_lead(lead.id) is None
+    assert routing.route_lead(lead.id) is None
     assert reasons(fresh(lead).routing) == {switched_on.id: Skip.OFFLINE}
 
     presence.touch(switched_on.account_id, switched_on.id)
-    figures = service.sweep()
+    figures = sweep.sweep()
 
     assert figures["dispatched"] == 1
-    assert service.pending_offer(switched_on.id).lead_id == lead.id
+    assert pool.pending_offer(switched_on.id).lead_id == lead.id
 
 
 def test_presence_has_a_grace_period(ctx):
     enable_roulette()
     someone = agent(online=False)
-    service.set_available(someone, True)
+    switch.set_available(someone, True)
     presence.touch(someone.account_id, someone.id, at=time.time() - 25)
-    assert service.is_online(someone)
+    assert switch.is_online(someone)
     presence.touch(someone.account_id, someone.id, at=time.time() - 31)
-    assert not service.is_online(someone)
+    assert not switch.is_online(someone)
 
     lead = make_lead(department="sales")
-    assert service.route_lead(lead.id) is None
+    assert routing.route_lead(lead.id) is None
     assert reasons(fresh(lead).routing) == {someone.id: Skip.OFFLINE}
 
 
@@ -560,7 +561,7 @@ def test_the_database_refuses_a_second_pending_offer_for_an_agent_or_a_lead(ctx)
     solo = agent()
     bystander = agent(online=False)
     lead = make_lead(department="sales")
-    offer = offer_of(service.route_lead(lead.id))
+    offer = offer_of(routing.route_lead(lead.id))
     other = make_lead(department="sales")
     other.state = "assigned"  # out of the roulette's way
     db.session.commit()
@@ -585,7 +586,7 @@ def test_the_database_refuses_a_second_pending_offer_for_an_agent_or_a_lead(ctx)
         insert(lead.id, bystander.id)
     db.session.rollback()
     # Ended offers are not held against anyone.
-    service.decline(solo, offer.id)
+    decisions.decline(solo, offer.id)
     assert fresh(lead).exhausted_at is not None
     insert(other.id, solo.id)
     insert(lead.id, bystander.id)
@@ -599,7 +600,7 @@ def _route_all_at_once(app: Flask, lead_ids: list[int]) -> list[BaseException]:
         with app.app_context():
             try:
                 barrier.wait(timeout=10)
-                service.route_lead(lead_id)
+                routing.route_lead(lead_id)
             except BaseException as exc:  # reported to the test below
                 errors.append(exc)
             finally:
@@ -656,8 +657,8 @@ def test_leads_piled_up_in_a_closed_department_do_not_hide_an_open_one(ctx):
     enable_roulette(rounds=1)
     both = agent("sales", "support")
     busy_with = make_lead(department="support")
-    service.route_lead(busy_with.id)
-    assert service.pending_offer(both.id).lead_id == busy_with.id
+    routing.route_lead(busy_with.id)
+    assert pool.pending_offer(both.id).lead_id == busy_with.id
     support = org.get_or_create_department(current_account(), "support")
     support.working_hours = None
     sales = org.get_or_create_department(current_account(), "sales")
@@ -665,14 +666,14 @@ def test_leads_piled_up_in_a_closed_department_do_not_hide_an_open_one(ctx):
     db.session.commit()
     # A night of sales leads (more than one scan's worth), then one for
     # support, which is open; she is busy when each arrives.
-    for _n in range(service.SCAN_LIMIT * 3 + 1):
-        service.route_lead(make_lead(department="sales").id)
+    for _n in range(pool.SCAN_LIMIT * 3 + 1):
+        routing.route_lead(make_lead(department="sales").id)
     waiting = make_lead(department="support")
-    assert service.route_lead(waiting.id) is None
+    assert routing.route_lead(waiting.id) is None
 
-    service.accept(both, pending_for(busy_with).id)
+    decisions.accept(both, pending_for(busy_with).id)
 
-    assert service.pending_offer(both.id).lead_id == waiting.id
+    assert pool.pending_offer(both.id).lead_id == waiting.id
 
 
 def test_an_agent_who_may_not_take_web_leads_is_not_offered_waiting_ones(ctx):
@@ -680,12 +681,12 @@ def test_an_agent_who_may_not_take_web_leads_is_not_offered_waiting_ones(ctx):
     leads = [make_lead(department="sales") for _ in range(3)]
     unflagged = agent(receives_web_leads=False)
 
-    assert service.offer_to_agent(unflagged.id) is None
-    assert service.sweep()["dispatched"] == 0
+    assert routing.offer_to_agent(unflagged.id) is None
+    assert sweep.sweep()["dispatched"] == 0
     for lead in leads:
         assert fresh(lead).state == "queued"
     flagged = agent()
-    assert service.pending_offer(flagged.id).lead_id == leads[0].id
+    assert pool.pending_offer(flagged.id).lead_id == leads[0].id
 
 
 def test_an_offer_is_stamped_after_its_wait_for_the_write_lock(ctx):
@@ -711,7 +712,7 @@ def test_an_offer_is_stamped_after_its_wait_for_the_write_lock(ctx):
     thread = threading.Thread(target=release)
     thread.start()
     try:
-        offer = offer_of(service.route_lead(lead.id))
+        offer = offer_of(routing.route_lead(lead.id))
     finally:
         thread.join(timeout=10)
     offered_at = offer.offered_at.replace(tzinfo=offer.offered_at.tzinfo or UTC)

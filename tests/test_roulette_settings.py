@@ -199,17 +199,17 @@ def test_cli_refuses_bad_values_naming_the_key(app, cli, key, raw, message):
 def test_capacity_set_here_is_what_routing_applies(ctx):
     """The setting reaches the roulette: an agent at the cap is skipped."""
     from portal.models import Lead
-    from portal.roulette import service
+    from portal.roulette import decisions, routing
 
     factories.enable_roulette(**{"roulette.capacity": "1"})
     agent = factories.make_user("attendant", departments=["sales"])
     factories.go_online(agent)
     first = factories.make_lead(department="sales")
-    placed = service.route_lead(first.id)
+    placed = routing.route_lead(first.id)
     assert placed is not None and placed.agent_id == agent.id
-    service.accept(agent, placed.offer_id)
+    decisions.accept(agent, placed.offer_id)
     second = factories.make_lead(department="sales")
-    assert service.route_lead(second.id) is None
+    assert routing.route_lead(second.id) is None
     waiting = db.session.get(Lead, second.id, populate_existing=True)
     assert waiting.state == "queued"
     assert [c["reason"] for c in waiting.routing] == ["capacity"]

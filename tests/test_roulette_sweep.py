@@ -17,7 +17,7 @@ from portal.models.base import utcnow
 from portal.org.service import set_department_hours
 from portal.queue import enqueue, get_queue
 from portal.realtime import presence
-from portal.roulette import service
+from portal.roulette import decisions, pool, routing, sweep, switch
 from portal.settings.service import current_account
 from tests.factories import enable_roulette, make_lead, make_user
 from tests.roulette_helpers import agent, offered, offers_of, overdue, two_agents
@@ -107,7 +107,7 @@ def test_the_expiry_job_before_the_deadline_or_after_an_answer_changes_nothing(
     run_jobs()
     assert offers_of(lead) == [(first.id, "pending")]
 
-    service.accept(first, offer.id)
+    decisions.accept(first, offer.id)
     overdue(offer)
     enqueue("jobs.roulette.expire_offer", offer.id)
     run_jobs()
@@ -140,11 +140,11 @@ def test_the_sweep_expires_an_overdue_offer_whose_job_was_lost(ctx):
     assert queue.scheduled_job_registry.get_job_ids() == []
     overdue(offer)
 
-    figures = service.sweep(full=False)
+    figures = sweep.sweep(full=False)
 
     assert figures == {"expired": 1}
     assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
-    assert service.sweep(full=False) == {"expired": 0}
+    assert sweep.sweep(full=False) == {"expired": 0}
 
 
 def test_the_sweep_job_through_a_worker(ctx, run_jobs):
@@ -168,7 +168,7 @@ def test_the_sweep_leaves_offers_before_their_deadline(ctx):
     lead = make_lead(department="sales")
     offered(lead)
 
-    assert service.sweep()["expired"] == 0
+    assert sweep.sweep()["expired"] == 0
     assert [state for _, state in offers_of(lead)] == ["pending"]
 
 
@@ -176,21 +176,21 @@ def test_the_sweep_offers_waiting_leads_to_agents_who_came_online(ctx):
     enable_roulette()
     leads = [make_lead(department="sales") for _ in range(3)]
     for lead in leads:
-        service.route_lead(lead.id)
+        routing.route_lead(lead.id)
     first = agent(online=False)
     second = agent(online=False)
     for user in (first, second):
-        service.set_available(user, True)  # switched on, not connected yet
-    assert service.sweep()["dispatched"] == 0
+        switch.set_available(user, True)  # switched on, not connected yet
+    assert sweep.sweep()["dispatched"] == 0
 
     for user in (first, second):
         presence.touch(user.account_id, user.id)
-    figures = service.sweep()
+    figures = sweep.sweep()
 
     assert figures["dispatched"] == 2
     offered_leads = {
-        service.pending_offer(first.id).lead_id,
-        service.pending_offer(second.id).lead_id,
+        pool.pending_offer(first.id).lead_id,
+        pool.pending_offer(second.id).lead_id,
     }
     assert offered_leads == {leads[0].id, leads[1].id}  # the two oldest
 
@@ -198,10 +198,10 @@ def test_the_sweep_offers_waiting_leads_to_agents_who_came_online(ctx):
 def test_three_expiries_by_the_sweep_pause_the_agent(ctx):
     enable_roulette(rounds=1)
     absent = agent()
-    for _n in range(service.AUTO_PAUSE_AFTER):
+    for _n in range(decisions.AUTO_PAUSE_AFTER):
         offer = offered(make_lead(department="sales"))
         overdue(offer)
-        assert service.sweep()["expired"] == 1
+        assert sweep.sweep()["expired"] == 1
 
     assert not db.session.get(AgentState, absent.id, populate_existing=True).available
 
@@ -212,7 +212,7 @@ def test_the_sweep_forgets_stale_presence_marks(ctx, redis_client):
     live = agent()
     presence.touch(stale.account_id, stale.id, at=time.time() - 120)
 
-    service.sweep()
+    sweep.sweep()
 
     key = f"roleta:presence:{stale.account_id}"
     assert redis_client.zscore(key, str(stale.id)) is None
@@ -230,13 +230,13 @@ def test_a_long_wait_alerts_the_department_s_managers_once(ctx):
     make_user("admin")
     make_user("attendant", departments=["sales"])  # offline; no alert for her
     lead = make_lead(department="sales")
-    service.route_lead(lead.id)
+    routing.route_lead(lead.id)
     waited(lead, account.roulette_queue_alert_minutes + 1)
     recent = make_lead(department="sales")
     waited(recent, account.roulette_queue_alert_minutes - 1)
 
-    assert service.sweep()["alerted"] == 1
-    assert service.sweep()["alerted"] == 0
+    assert sweep.sweep()["alerted"] == 1
+    assert sweep.sweep()["alerted"] == 0
 
     assert alerts() == [(manager.id, lead.id)]
     notification = db.session.scalar(select(Notification))
@@ -268,7 +268,7 @@ def test_only_open_hours_count_towards_a_long_wait(ctx):
 
     def alerted_at(hour: int, minute: int) -> list[int]:
         now = datetime(2026, 11, 23, hour, minute, tzinfo=UTC)
-        service.alert_long_waits(current_account(), now=now)
+        sweep.alert_long_waits(current_account(), now=now)
         return sorted(lead_id for _user, lead_id in alerts())
 
     # At night only the always-open department's lead alerts.
@@ -316,7 +316,7 @@ def test_two_sweeps_at_once_alert_once(app):
             )
             db.session.commit()
             db.session.remove()
-        errors = _at_once(app, lambda: service.alert_long_waits(current_account()))
+        errors = _at_once(app, lambda: sweep.alert_long_waits(current_account()))
 
         with app.app_context():
             assert not errors, errors
@@ -333,7 +333,7 @@ def test_without_department_managers_the_admins_are_alerted(ctx):
     for lead in (in_support, nowhere):
         waited(lead, 60)
 
-    assert service.sweep()["alerted"] == 2
+    assert sweep.sweep()["alerted"] == 2
 
     assert sorted(alerts()) == sorted(
         [(a, in_support.id) for a in admins] + [(a, nowhere.id) for a in admins]
@@ -352,9 +352,9 @@ def test_leads_being_offered_or_taken_do_not_alert(ctx):
     for lead in (offered_lead, taken):
         waited(lead, 60)
 
-    assert service.sweep()["alerted"] == 0
+    assert sweep.sweep()["alerted"] == 0
     assert alerts() == []
-    assert service.pending_offer(solo.id).lead_id == offered_lead.id
+    assert pool.pending_offer(solo.id).lead_id == offered_lead.id
 
 
 def test_with_the_roulette_off_the_sweep_does_nothing(ctx):
@@ -363,7 +363,7 @@ def test_with_the_roulette_off_the_sweep_does_nothing(ctx):
     lead = make_lead(department="sales")
     waited(lead, 60)
 
-    assert service.sweep() == {"expired": 0, "dispatched": 0, "alerted": 0}
-    assert service.pending_offer(solo.id) is None
+    assert sweep.sweep() == {"expired": 0, "dispatched": 0, "alerted": 0}
+    assert pool.pending_offer(solo.id) is None
     assert db.session.scalar(select(func.count(Notification.id))) == 0
     assert db.session.get(Lead, lead.id, populate_existing=True).state == "queued"

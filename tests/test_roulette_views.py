@@ -14,7 +14,7 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import AgentState, Contact, Lead, Offer
 from portal.models.base import utcnow
-from portal.roulette import service
+from portal.roulette import pool, routing
 from tests import factories
 
 
@@ -29,7 +29,7 @@ def _offer_to(*agents, department: str = "sales", **lead_options) -> Offer:
     for agent in agents:
         factories.go_online(agent)
     lead = factories.make_lead(department=department, **lead_options)
-    placed = service.route_lead(lead.id)
+    placed = routing.route_lead(lead.id)
     assert placed is not None
     return db.session.get(Offer, placed.offer_id)
 
@@ -278,7 +278,7 @@ def test_accept_after_the_deadline_is_409_and_the_lead_moves_on(client, auth, ct
     db.session.expire_all()
     assert db.session.get(Offer, offer.id).state == "expired"
     assert db.session.get(Contact, offer.lead.contact_id).owner_id is None
-    moved = service.pending_offer(next_agent.id)
+    moved = pool.pending_offer(next_agent.id)
     assert moved is not None and moved.lead_id == offer.lead_id
 
 
@@ -320,7 +320,7 @@ def test_decline_answers_the_ended_offer_and_passes_the_lead_on(client, auth, ct
     assert "<html" not in html
     assert f'id="offer-{offer.id}"' in html and 'data-state="declined"' in html
     assert "HX-Redirect" not in response.headers
-    passed = service.pending_offer(second.id)
+    passed = pool.pending_offer(second.id)
     assert passed is not None and passed.lead_id == offer.lead_id
     db.session.expire_all()
     assert db.session.get(Contact, offer.lead.contact_id).owner_id is None
@@ -343,7 +343,7 @@ def test_switching_off_withdraws_the_pending_offer(client, auth, ctx):
     assert client.hx_post("/presence", data={"available": "0"}).status_code == 200
     db.session.expire_all()
     assert db.session.get(Offer, offer.id).state == "cancelled"
-    passed = service.pending_offer(second.id)
+    passed = pool.pending_offer(second.id)
     assert passed is not None and passed.lead_id == offer.lead_id
     response = client.hx_post(f"/offers/{offer.id}/accept")
     assert response.status_code == 409
@@ -355,7 +355,7 @@ def test_pushed_offer_carries_what_the_pop_up_needs(ctx):
     offer = _offer_to(agent, message="Two bedrooms, <b>near</b> the park")
     from portal.roulette import push
 
-    html = push.offer_html(offer)
+    html = push.offer_html(offer.id)
     assert 'id="offer-tray" hx-swap-oob="innerHTML"' in html
     assert f'data-offer-id="{offer.id}"' in html
     assert f'data-lead-id="{offer.lead_id}"' in html

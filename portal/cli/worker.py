@@ -32,6 +32,8 @@ from rq.exceptions import StopRequested
 from rq.job import Job
 
 from portal.redis_conn import get_redis
+from portal.roulette.router import Router
+from portal.roulette.sweep import sweep, sweep_queue
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +139,6 @@ class Sweeper(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from portal.roulette.service import sweep, sweep_queue
-
         while not self.stopping.is_set():
             try:
                 with self.app.app_context():
@@ -157,8 +157,6 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
     return once the queue is empty (no sweeper). Returns whether any job ran."""
     connection = get_redis(app)
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-    from portal.roulette.router import Router
-
     sweepers = [] if burst else [Sweeper(app, full=False), Sweeper(app, full=True)]
     for sweeper in sweepers:
         sweeper.start()

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from portal.contacts.service import get_visible
 from portal.extensions import db
 from portal.models import Account, Campaign, Contact, Department, Lead, Offer, User
-from portal.roulette.service import REASON_LABELS, SKIP_LABELS
+from portal.roulette.pool import REASON_LABELS, SKIP_LABELS
 
 # Who may see the roulette's reasoning about other agents.
 ROUTING_PERMISSION = "contacts.assign"

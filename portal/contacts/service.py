@@ -384,7 +384,7 @@ def assign(
     # A waiting or offered lead of this contact is now someone's, also when
     # the contact had an owner (an offline owner's lead goes round the
     # roulette, and a manager may hand the contact to someone else).
-    from portal.roulette.service import lead_assigned_by_hand
+    from portal.roulette.endings import lead_assigned_by_hand
 
     lead_assigned_by_hand(contact.id, target.id)
     return contact

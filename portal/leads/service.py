@@ -41,11 +41,13 @@ from portal.models import (
     Contact,
     Department,
     Lead,
+    LeadState,
     Offer,
     Origin,
     User,
 )
 from portal.models.base import utcnow
+from portal.roulette.routing import HANDED_TO_ROUTER, route_soon
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +308,7 @@ def receive_lead(account: Account, payload: dict) -> Intake:
     except BaseException:
         db.session.rollback()
         raise
-    state = _route(lead_id) if account.roulette_enabled else "queued"
+    state = _route(lead_id) if account.roulette_enabled else LeadState.QUEUED
     return Intake(lead_id=lead_id, contact_id=contact_id, state=state, created=True)
 
 
@@ -322,7 +324,7 @@ def _write(account: Account, data: CleanLead, now: datetime) -> tuple[int, int]:
         message=data.message,
         external_id=data.external_id,
         custom=data.custom,
-        state="queued",
+        state=LeadState.QUEUED,
         round=1,
         created_at=now,
     )
@@ -424,21 +426,22 @@ def _touching_contact(lead_columns: tuple[str, ...]):
 def _route(lead_id: int) -> str:
     """Offer the committed lead; its state afterwards (queued when routing
     failed: the sweeper offers it later)."""
-    from portal.roulette.service import HANDED_TO_ROUTER, route_soon
-
     try:
         placed = route_soon(lead_id=lead_id)
     except Exception:
         db.session.rollback()
         log.exception("routing lead %s failed; it waits for the sweep", lead_id)
-        return "queued"
+        return LeadState.QUEUED
     if placed == HANDED_TO_ROUTER:
-        return "queued"  # as committed; the router's offer follows
+        return LeadState.QUEUED  # as committed; the router's offer follows
     if placed is not None:
-        return "offered"
+        return LeadState.OFFERED
     # Routed here without an offer: a rival routing or a quick accept may
     # have moved it on already.
-    return db.session.scalar(select(Lead.state).where(Lead.id == lead_id)) or "queued"
+    return (
+        db.session.scalar(select(Lead.state).where(Lead.id == lead_id))
+        or LeadState.QUEUED
+    )
 
 
 # ---------------------------------------------------------------- reading

@@ -28,6 +28,7 @@ from portal.models import (
     UserStatus,
 )
 from portal.models.org import department_member
+from portal.org import hours
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
@@ -316,7 +317,6 @@ def list_departments(
     account: Account, query: str = "", ids: list[int] | None = None
 ) -> list[DepartmentSummary]:
     """Departments with how many users belong to each, in two queries."""
-    working_hours = _working_hours()
     departments = _rows(Department, account, query, ids)
     counts = _department_user_counts([d.id for d in departments])
     now = datetime.now(UTC)
@@ -325,7 +325,7 @@ def list_departments(
             d,
             counts.get(d.id, 0),
             hours=hours_summary(d.working_hours, d.timezone),
-            open_now=working_hours.is_open(d.working_hours, d.timezone, now),
+            open_now=hours.is_open(d.working_hours, d.timezone, now),
         )
         for d in departments
     ]
@@ -512,18 +512,9 @@ def set_store_flow(account: Account, unit_id: int, enabled: bool) -> Unit:
 # --- Working hours of a department ------------------------------------------
 
 
-def _working_hours():
-    """portal.roulette.hours, imported on first use: importing the roulette
-    package at load time would import this module back through the
-    roulette's routing service (a cycle)."""
-    from portal.roulette import hours
-
-    return hours
-
-
 def weekdays() -> tuple[str, ...]:
     """The day keys of working hours, Monday first ("mon" ... "sun")."""
-    return _working_hours().DAYS
+    return hours.DAYS
 
 
 def weekday_names(width: str = "wide") -> list[tuple[str, str]]:
@@ -605,10 +596,10 @@ def set_department_hours(
     }
     try:
         # A blank zone is UTC (the model's default), spaces included.
-        hours, zone = _working_hours().clean_hours(spans, (timezone or "").strip())
+        cleaned, zone = hours.clean_hours(spans, (timezone or "").strip())
     except ValidationError as exc:
         raise ValidationError({**exc.fields, **half_filled}) from None
-    department.working_hours = hours
+    department.working_hours = cleaned
     department.timezone = zone
     db.session.commit()
     return department

@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 import redis
 from flask import Flask
-from simple_websocket import ConnectionClosed
+from simple_websocket import ConnectionClosed, Server
 
+from portal.realtime import presence
 from portal.redis_conn import get_redis
 
 CHANNEL = "roleta:push"
@@ -72,7 +73,7 @@ class Connection:
     wait for it.
     """
 
-    def __init__(self, ws, user_id: int, account_id: int) -> None:
+    def __init__(self, ws: Server, user_id: int, account_id: int) -> None:
         self.ws = ws
         self.user_id = user_id
         self.account_id = account_id
@@ -103,7 +104,7 @@ class Connection:
             self._outbox.clear()
             self._changed.notify()
 
-    def _queue(self, item) -> None:
+    def _queue(self, item: str | object) -> None:
         with self._changed:
             if self._stopped:
                 return
@@ -246,8 +247,6 @@ class Hub:
         """After Redis came back: its keys may be gone (a restart without
         persistence), so mark every local socket's user present at once
         rather than at their next heartbeat, then re-send pending state."""
-        from portal.realtime import presence
-
         with self._lock:
             present = {
                 (c.account_id, c.user_id) for cs in self._by_user.values() for c in cs

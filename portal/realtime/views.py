@@ -18,13 +18,18 @@ from urllib.parse import urlsplit
 import redis
 from flask import Blueprint, Flask, abort, current_app, request
 from flask_login import current_user
+from simple_websocket import Server
 from sqlalchemy import update
 
 from portal.extensions import db, sock
-from portal.models import Offer
+from portal.models import Offer, User
 from portal.models.base import utcnow
 from portal.realtime import presence
 from portal.realtime.hub import Connection, hub
+from portal.roulette import push
+from portal.roulette.pool import RECEIVE, pending_offer
+from portal.roulette.routing import route_soon
+from portal.roulette.switch import switch_context
 
 bp = Blueprint("realtime", __name__)
 log = logging.getLogger(__name__)
@@ -50,7 +55,7 @@ def _origin_allowed(origin: str | None) -> bool:
 
 
 @bp.before_request
-def check_handshake():
+def check_handshake() -> None:
     if not _origin_allowed(request.headers.get("Origin")):
         abort(403)
     if not current_user.is_authenticated:
@@ -63,21 +68,16 @@ def send_state(app: Flask, user_id: int, only: Connection | None = None) -> None
     Runs in an app context, and so a database session, of its own: the
     caller must not hold a transaction open meanwhile.
     """
-    from portal.models import User
-    from portal.roulette import push, service
-
     with app.app_context():
         user = db.session.get(User, user_id)
         if user is None or not user.is_active:
             return
         fragments = []
-        if user.can(service.RECEIVE):
-            fragments.append(
-                push.render_for(user, "presence", **push.switch_context(user))
-            )
-        offer = service.pending_offer(user_id)
+        if user.can(RECEIVE):
+            fragments.append(push.render_for(user, "presence", **switch_context(user)))
+        offer = pending_offer(user_id)
         if offer is not None:
-            fragments.append(push.offer_html(offer))
+            fragments.append(push.render_offer(push.card_of(offer.id)))
         targets = [only] if only else hub.connections(user_id)
         for conn in targets:
             for fragment in fragments:
@@ -103,13 +103,11 @@ def _mark_seen(user_id: int, raw: str) -> None:
 
 
 @sock.route("/ws", bp=bp)
-def websocket(ws) -> None:
-    from portal.roulette import service
-
+def websocket(ws: Server) -> None:
     app = current_app._get_current_object()
     user = current_user._get_current_object()
     user_id, account_id = user.id, user.account_id
-    receives = user.can(service.RECEIVE)
+    receives = user.can(RECEIVE)
     # send_state works in a session of its own: end this one's transaction
     # first. A thread holding one transaction while waiting on another
     # connection deadlocks as soon as a lock request (a migration's ALTER,
@@ -122,7 +120,7 @@ def websocket(ws) -> None:
         hub.register(app, conn)
         send_state(app, user_id, only=conn)
         if receives:
-            service.route_soon(agent_id=user_id)
+            route_soon(agent_id=user_id)
         # Nothing below needs a connection while we wait on the socket.
         db.session.remove()
         last_touch = time.monotonic()

@@ -1,5 +1,12 @@
 """Websocket pushes of the roulette, rendered in each recipient's language.
 
+The promise: every push is rendered from one typed value per fragment,
+whichever path produced it: the offer pop-up from an `OfferCard` (built from
+what a dispatch read already, or by `card_of` in one read), the end of an
+offer from an `Ended`. So a pop-up placed by the router and one re-sent on
+reconnect cannot drift apart. Pushes are published, never waited on;
+callers push only after the commit they describe.
+
 Fragments come from `roulette/_push.html` (one named block each) and are
 swapped by htmx out of band, by id: the offer pop-up goes into `#offer-tray`,
 later states replace `#offer-<id>`, the presence switch replaces itself and a
@@ -12,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 from flask import current_app, has_request_context
 from flask_babel import force_locale
@@ -22,12 +30,9 @@ from portal.models import Contact, Department, Lead, Notification, Offer, User
 from portal.models.base import utcnow
 from portal.realtime.hub import publish
 from portal.rendering import render_block
+from portal.roulette.choice import aware
 
 TEMPLATE = "roulette/_push.html"
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -35,19 +40,19 @@ def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return (
-        _aware(moment)
+        aware(moment)
         .astimezone(UTC)
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
 
 
-def render_for(user: User, block: str, **context) -> str:
+def render_for(user: User, block: str, **context: Any) -> str:
     """Render a block of the push template as `user` would read it."""
     return render_in(user.language, block, **context)
 
 
-def render_in(language: str | None, block: str, **context) -> str:
+def render_in(language: str | None, block: str, **context: Any) -> str:
     """Render a block of the push template in `language` (None: English)."""
     with ExitStack() as stack:
         if not has_request_context():
@@ -58,72 +63,77 @@ def render_in(language: str | None, block: str, **context) -> str:
         return render_block(TEMPLATE, block, iso=iso, pushed=True, **context)
 
 
-def offer_context(offer: Offer) -> dict:
-    lead = db.session.get(Lead, offer.lead_id)
-    contact = db.session.get(Contact, lead.contact_id)
-    department = (
-        db.session.get(Department, lead.department_id) if lead.department_id else None
-    )
-    left = (_aware(offer.expires_at) - utcnow()).total_seconds()
-    return {
-        "offer": offer,
-        "lead": lead,
-        "contact": contact,
-        "department": department,
-        "seconds_left": max(0, int(left)),
-    }
-
-
-def language_of(user_id: int) -> str | None:
-    # Only the language: loading the User would also load its role and grants.
-    return db.session.scalar(select(User.language).where(User.id == user_id))
-
-
-def offer_html(offer: Offer) -> str:
-    return render_in(language_of(offer.agent_id), "offer", **offer_context(offer))
+# ------------------------------------------------------------ the pop-up
 
 
 @dataclass(frozen=True)
 class OfferCard:
-    """What the pop-up shows, as the router read it with the waiting lead:
-    a placed offer is pushed without reading anything back."""
+    """Everything the offer pop-up shows, and to whom: the one context of
+    the `offer` block."""
 
+    offer_id: int
     lead_id: int
+    agent_id: int
+    offered_at: datetime
+    expires_at: datetime
     contact_name: str
     source: str | None
     message: str | None
     department_name: str | None
-    language: str | None
+    language: str | None  # the agent's
+
+    @property
+    def timeout_seconds(self) -> int:
+        return int((self.expires_at - self.offered_at).total_seconds())
+
+    def seconds_left(self, now: datetime) -> int:
+        return max(0, int((aware(self.expires_at) - now).total_seconds()))
 
 
-def placed_offer(placed, card: OfferCard) -> None:
-    """Push an offer just placed (`service.Placed`) to its agent."""
-    offer = SimpleNamespace(
-        id=placed.offer_id,
-        lead_id=card.lead_id,
-        offered_at=placed.offered_at,
-        expires_at=placed.expires_at,
+def card_of(offer_id: int) -> OfferCard | None:
+    """The offer's pop-up as the database has it, in one read (None: no
+    such offer)."""
+    row = db.session.execute(
+        select(
+            Offer.id,
+            Offer.lead_id,
+            Offer.agent_id,
+            Offer.offered_at,
+            Offer.expires_at,
+            Contact.name,
+            Lead.source,
+            Lead.message,
+            Department.name,
+            User.language,
+        )
+        .join(Lead, Lead.id == Offer.lead_id)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .outerjoin(Department, Department.id == Lead.department_id)
+        .join(User, User.id == Offer.agent_id)
+        .where(Offer.id == offer_id)
+    ).first()
+    return OfferCard(*row) if row is not None else None
+
+
+def render_offer(card: OfferCard) -> str:
+    """The pop-up, in its agent's language."""
+    return render_in(
+        card.language, "offer", card=card, seconds_left=card.seconds_left(utcnow())
     )
-    left = (_aware(placed.expires_at) - utcnow()).total_seconds()
-    html = render_in(
-        card.language,
-        "offer",
-        offer=offer,
-        lead=SimpleNamespace(source=card.source, message=card.message),
-        contact=SimpleNamespace(name=card.contact_name),
-        department=(
-            SimpleNamespace(name=card.department_name) if card.department_name else None
-        ),
-        seconds_left=max(0, int(left)),
-    )
-    publish(placed.agent_id, html)
 
 
-def offer(offer_id: int) -> None:
+def offer_html(offer_id: int) -> str | None:
+    """The offer's pop-up as the database has it (None: no such offer)."""
+    card = card_of(offer_id)
+    return render_offer(card) if card is not None else None
+
+
+def offer(card: OfferCard) -> None:
     """Push a new pending offer to its agent."""
-    found = db.session.get(Offer, offer_id)
-    if found is not None:
-        publish(found.agent_id, offer_html(found))
+    publish(card.agent_id, render_offer(card))
+
+
+# ------------------------------------------------------- an offer's end
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,7 @@ def ended_of(offer_id: int) -> Ended | None:
     return Ended(*row) if row is not None else None
 
 
-def ended_context(ended: Ended) -> dict:
+def ended_context(ended: Ended) -> dict[str, Any]:
     """The `offer_state` block's context."""
     return {
         "offer": ended,
@@ -186,21 +196,17 @@ def offer_state(offer_id: int) -> None:
         offer_ended(ended)
 
 
-def presence(user_id: int, automatic: bool = False) -> None:
+# ------------------------------------------------- the switch, the bell
+
+
+def presence(user: User, *, available: bool, online: bool, automatic: bool) -> None:
     """Push the agent's switch (to every tab) after it changed."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        return
-    state = switch_context(user)
-    publish(user_id, render_for(user, "presence", automatic=automatic, **state))
-
-
-def switch_context(user: User) -> dict:
-    """What the presence switch shows: the switch, and whether it is live."""
-    from portal.roulette.service import agent_state, is_online
-
-    state = agent_state(user)
-    return {"available": state.available, "online": is_online(user)}
+    publish(
+        user.id,
+        render_for(
+            user, "presence", available=available, online=online, automatic=automatic
+        ),
+    )
 
 
 def notification(notification_id: int, user_id: int) -> None:

@@ -2,16 +2,18 @@
 
 Requests and jobs do not route by themselves while a router runs. A lead's
 intake, a decision, an agent switching on or connecting: each commits, then
-`wake()`s the router and answers at once. The router runs `dispatch` for
+wakes the router and answers at once. The router runs `dispatch` for
 every account with the roulette on, which plans the whole waiting queue
 against one read of the pool. Under a burst that is one pass for many leads
 instead of a full plan per lead in every request, and the web processes keep
 their CPU for answering.
 
-One router at a time: it holds a Redis lease (`LEASE`, renewed on every
-turn of its loop) and every worker runs a `Router` thread that takes the
-lease when it lapses. When none holds it (no worker running, Redis briefly
-gone) `wake()` answers False and the caller routes by itself, as it did
+The promise: at most one router routes at a time, and while one does,
+every wake-up is served by a pass that starts after it. It holds the
+Redis lease of `portal.roulette.lease` (renewed on every turn of its loop)
+and every worker runs a `Router` thread that takes the lease when it
+lapses. When none holds it (no worker running, Redis briefly gone)
+`lease.wake()` answers False and the caller routes by itself, as it did
 before the router existed. Two routers for a moment (a lease lapsed while
 its holder was stalled) are safe: the unique indexes on pending offers
 (`portal.models.roulette`) let each lead and agent have one offer at most.
@@ -28,6 +30,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 from flask import Flask
@@ -35,77 +38,27 @@ from sqlalchemy import select
 
 from portal.database import reads_outside_transaction
 from portal.extensions import db
+from portal.models import Account
 from portal.redis_conn import get_redis
+from portal.roulette import lease
+from portal.roulette.lease import FOR_LEAD, LEASE_MS, WAKE
+from portal.roulette.pool import RosterCache
+from portal.roulette.routing import dispatch
 
 log = logging.getLogger(__name__)
 
-LEASE = "roleta:router:lease"
-WAKE = "roleta:router:wake"
-LEASE_MS = 3000
 RENEW_SECONDS = 0.5
 # Without wake-ups the router still looks every so often: a wake-up lost with
 # a Redis restart, or a lead whose department just opened, waits this long.
 IDLE_SECONDS = 0.5
 
-# Wake the router if one holds the lease: one round trip, and no wake-up
-# piles up in a list nobody reads.
-_WAKE_SCRIPT = """
-if redis.call('exists', KEYS[1]) == 1 then
-  redis.call('rpush', KEYS[2], ARGV[1])
-  redis.call('ltrim', KEYS[2], 0, 63)
-  return 1
-end
-return 0
-"""
 
-# Take the lease when free, or renew it when it is ours.
-_HOLD_SCRIPT = """
-local holder = redis.call('get', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('pexpire', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_RELEASE_SCRIPT = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
-# What a wake-up is about: a lead to place, or an agent who may take one.
-FOR_LEAD = "lead"
-FOR_AGENT = "agent"
-
-
-def wake(about: str = FOR_AGENT) -> bool:
-    """Ask the running router to route now. False when no router runs: the
-    caller must route by itself. `about` FOR_LEAD (only new or returned
-    leads, no agent freed) lets a router that just saw nobody free wait for
-    its next look instead of reading the queue again for nothing."""
-    client = get_redis()
-    return bool(client.eval(_WAKE_SCRIPT, 2, LEASE, WAKE, about))
-
-
-def running() -> bool:
-    """Whether some process holds the router's lease."""
-    return bool(get_redis().exists(LEASE))
-
-
-def dispatch_all(rosters=None, tick=None) -> int:
+def dispatch_all(
+    rosters: RosterCache | None = None, tick: Callable[[], None] | None = None
+) -> int:
     """One pass: route the waiting leads of every account with the roulette
-    on (`rosters`: the router's `service.RosterCache`; `tick`: called between
-    leads). Returns offers made."""
-    from portal.models import Account
-    from portal.roulette.service import dispatch
-
+    on (`rosters`: the router's; `tick`: called between leads). Returns
+    offers made."""
     reads_outside_transaction(db.session)
     accounts = list(
         db.session.scalars(select(Account).where(Account.roulette_enabled.is_(True)))
@@ -128,12 +81,10 @@ class Router(threading.Thread):
         self._renewed = 0.0
         self._passed = 0.0
         self.stopping = threading.Event()
-        from portal.roulette.service import RosterCache
-
         self.rosters = RosterCache()
 
     def hold(self, client: redis.Redis) -> bool:
-        held = bool(client.eval(_HOLD_SCRIPT, 1, LEASE, self.token, LEASE_MS))
+        held = lease.hold(client, self.token)
         # Only a held lease counts as renewed: a standing-by router asks
         # again on every turn.
         self._renewed = time.monotonic() if held else 0.0
@@ -202,7 +153,7 @@ class Router(threading.Thread):
         """Give the lease up at once, so a standing-by router takes over
         without waiting for it to lapse."""
         with contextlib.suppress(redis.RedisError):  # it lapses by itself
-            get_redis(self.app).eval(_RELEASE_SCRIPT, 1, LEASE, self.token)
+            lease.release(get_redis(self.app), self.token)
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()

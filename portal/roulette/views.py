@@ -11,6 +11,7 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -23,7 +24,8 @@ from portal.errors_http import error_response
 from portal.extensions import db
 from portal.models import AgentState
 from portal.rendering import render
-from portal.roulette import push, service
+from portal.roulette import decisions, push, switch
+from portal.roulette.pool import RECEIVE
 
 bp = Blueprint("roulette", __name__)
 log = logging.getLogger(__name__)
@@ -40,16 +42,16 @@ def presence_switch() -> Markup:
     """For base.html: the signed-in agent's switch, or nothing for users who
     do not receive leads.
 
-    Reads only: unlike `push.switch_context`, it never creates the agent's
+    Reads only: unlike `switch.switch_context`, it never creates the agent's
     state row, so showing a page writes nothing.
     """
-    if not (current_user.is_authenticated and current_user.can(service.RECEIVE)):
+    if not (current_user.is_authenticated and current_user.can(RECEIVE)):
         return Markup("")
     try:
         state = db.session.get(AgentState, current_user.id)
         html = _switch(
             available=bool(state and state.available),
-            online=service.is_online(current_user),
+            online=switch.is_online(current_user),
         )
     except (SQLAlchemyError, RedisError):
         # Error pages extend base.html too: a failed transaction or a Redis
@@ -69,18 +71,18 @@ def _back() -> str:
 
 
 @bp.post("/presence")
-@require(service.RECEIVE)
-def set_presence():
+@require(RECEIVE)
+def set_presence() -> ResponseReturnValue:
     """Switch the agent available (1) or unavailable (0)."""
     raw = request.form.get("available", "")
     if raw not in ("0", "1"):
         return error_response(
             422, _("The field “available” takes 1 (available) or 0 (unavailable).")
         )
-    service.set_available(current_user, raw == "1")
+    switch.set_available(current_user, raw == "1")
     if not request.htmx:
         return redirect(_back(), 303)
-    return _switch(**push.switch_context(current_user))
+    return _switch(**switch.switch_context(current_user))
 
 
 def _ended(ended: push.Ended, refusal: str | None = None) -> str:
@@ -89,7 +91,7 @@ def _ended(ended: push.Ended, refusal: str | None = None) -> str:
     )
 
 
-def _refused(offer_id: int, message: str):
+def _refused(offer_id: int, message: str) -> ResponseReturnValue:
     """409: the offer as it ended, saying why the answer came too late."""
     if not request.htmx:
         return error_response(409, message)
@@ -97,11 +99,11 @@ def _refused(offer_id: int, message: str):
 
 
 @bp.post("/offers/<int:offer_id>/accept")
-@require(service.RECEIVE)
-def accept(offer_id: int):
+@require(RECEIVE)
+def accept(offer_id: int) -> ResponseReturnValue:
     """Take the lead; htmx is sent on to the contact (HX-Redirect)."""
     try:
-        ended = service.accept(current_user, offer_id)
+        ended = decisions.accept(current_user, offer_id)
     except NotFound:
         abort(404)
     except Conflict as exc:
@@ -113,11 +115,11 @@ def accept(offer_id: int):
 
 
 @bp.post("/offers/<int:offer_id>/decline")
-@require(service.RECEIVE)
-def decline(offer_id: int):
+@require(RECEIVE)
+def decline(offer_id: int) -> ResponseReturnValue:
     """Pass the lead on to the next agent."""
     try:
-        ended = service.decline(current_user, offer_id)
+        ended = decisions.decline(current_user, offer_id)
     except NotFound:
         abort(404)
     except Conflict as exc:

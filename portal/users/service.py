@@ -28,6 +28,7 @@ from portal.models import (
 from portal.models.base import utcnow
 from portal.org import service as org
 from portal.queue import enqueue
+from portal.roulette.switch import take_offline
 
 MAX_EMAIL_LENGTH = 254
 PAGE_SIZE = 100
@@ -403,8 +404,6 @@ def suspend_user(user: User, *, acting_user: User | None = None) -> User:
     user.status = UserStatus.SUSPENDED
     auth.end_all_sessions(user)
     db.session.commit()
-    from portal.roulette.service import take_offline
-
     # Offline at once: sockets closed, a pending offer passed to the next.
     take_offline(user)
     return user

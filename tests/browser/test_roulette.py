@@ -20,7 +20,7 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import Account, Contact, Lead, Offer, User
 from portal.models.base import utcnow
-from portal.roulette import service
+from portal.roulette import sweep
 from tests import factories
 from tests.browser.conftest import PHONE, LiveServer, Person, has_horizontal_scroll
 
@@ -271,7 +271,7 @@ def test_a_late_copy_of_an_ended_offer_does_not_pop_up_again(
     expect(popup).to_have_attribute("data-state", "pending")
     offer_id = int(popup.get_attribute("data-offer-id"))
     with app.test_request_context():
-        stale = push.offer_html(db.session.get(Offer, offer_id))
+        stale = push.offer_html(offer_id)
         db.session.remove()
 
     popup.get_by_role("button", name="Decline").click()
@@ -410,7 +410,7 @@ def test_manager_gets_a_pushed_alert_for_a_lead_nobody_took(
 
         account = current_account()
         later = utcnow() + timedelta(minutes=account.roulette_queue_alert_minutes + 1)
-        assert service.alert_long_waits(account, now=later) == 1
+        assert sweep.alert_long_waits(account, now=later) == 1
         db.session.remove()
 
     alert = page.locator("#notification-tray [data-notification-id]")
