@@ -26,8 +26,12 @@ from typing import Any
 
 from flask_babel import gettext as _
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Integer, String, bindparam, func, insert, select, update
+from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter, Label
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from portal.contacts import normalize
 from portal.contacts.service import clean_email, unowned_contact_values
@@ -213,7 +217,7 @@ def clean_lead(account: Account, payload: dict) -> CleanLead:
     )
 
 
-def _key_lookup(model, name: str):
+def _key_lookup(model: type[Campaign | Department], name: str) -> Label:
     return (
         select(model.id)
         .where(
@@ -225,7 +229,7 @@ def _key_lookup(model, name: str):
     )
 
 
-def _first_contact(column, name: str):
+def _first_contact(column: InstrumentedAttribute, name: str) -> ScalarSelect:
     return (
         select(func.min(Contact.id))
         .where(
@@ -375,12 +379,16 @@ _TOUCH_CONTACT = (
 _CONTACT, _LEAD = "contact_", "lead_"
 
 
-def _bound(table, names: tuple[str, ...], prefix: str) -> dict:
+def _bound(
+    table: Table, names: tuple[str, ...], prefix: str
+) -> dict[str, BindParameter]:
     return {name: column_param(table.c[name], prefix) for name in names}
 
 
 @cache
-def _with_new_contact(contact_columns: tuple[str, ...], lead_columns: tuple[str, ...]):
+def _with_new_contact(
+    contact_columns: tuple[str, ...], lead_columns: tuple[str, ...]
+) -> Insert:
     """PostgreSQL: INSERT the contact and the lead naming it in one
     statement (a data-modifying WITH)."""
     contacts, leads = Contact.__table__, Lead.__table__
@@ -403,7 +411,7 @@ def _with_new_contact(contact_columns: tuple[str, ...], lead_columns: tuple[str,
 
 
 @cache
-def _touching_contact(lead_columns: tuple[str, ...]):
+def _touching_contact(lead_columns: tuple[str, ...]) -> Insert:
     """PostgreSQL: INSERT the lead of a known contact and mark the contact
     active, in one statement."""
     contacts, leads = Contact.__table__, Lead.__table__

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -10,6 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from portal.auth import service as auth
 from portal.errors import NotFound, ValidationError
@@ -31,6 +34,7 @@ from portal.queue import enqueue
 from portal.roulette.switch import take_offline
 
 MAX_EMAIL_LENGTH = 254
+T = TypeVar("T")
 PAGE_SIZE = 100
 # What the admin list can filter on; "pending" is derived (never activated).
 STATUS_FILTERS = ("active", "suspended", "pending")
@@ -91,7 +95,9 @@ def clean_email(raw: str) -> str:
     return email
 
 
-def _collect(errors: dict[str, str], fn, *args, **kwargs):
+def _collect(
+    errors: dict[str, str], fn: Callable[..., T], *args: Any, **kwargs: Any
+) -> T | None:
     try:
         return fn(*args, **kwargs)
     except ValidationError as exc:
@@ -157,7 +163,7 @@ def _apply_flags(user: User, role: Role, data: UserInput) -> None:
         setattr(user, flag, defaults[flag] if explicit is None else explicit)
 
 
-def _save_memberships_and_commit(account: Account, user: User, data: UserInput):
+def _save_memberships_and_commit(account: Account, user: User, data: UserInput) -> None:
     """Memberships, then commit; on any error nothing of the change stays."""
     try:
         org.set_memberships(
@@ -256,7 +262,7 @@ def display_status(user: User) -> str:
     return "active"
 
 
-def _sort_key():
+def _sort_key() -> ColumnElement[str]:
     # Case-insensitive by name, then id so that equal names page stably.
     return func.lower(User.name)
 
@@ -330,7 +336,7 @@ class FormChoices:
 def form_choices(account: Account) -> FormChoices:
     """What the user form offers: roles, teams, units and departments by name."""
 
-    def by_name(model):
+    def by_name(model: type[Role | Team | Unit | Department]) -> list:
         return list(
             db.session.scalars(
                 select(model)
