@@ -4,6 +4,8 @@ and POST /offers/<id>/accept|decline, plus what every page carries for them
 
 from __future__ import annotations
 
+import json
+import re
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -14,7 +16,10 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import AgentState, Contact, Lead, Offer
 from portal.models.base import utcnow
-from portal.roulette import pool, routing
+from portal.realtime.hub import channel_of
+from portal.redis_conn import get_redis
+from portal.roulette import pool, push, routing
+from portal.settings.service import current_account
 from tests import factories
 
 
@@ -353,8 +358,6 @@ def test_switching_off_withdraws_the_pending_offer(client, auth, ctx):
 def test_pushed_offer_carries_what_the_pop_up_needs(ctx):
     (agent,) = _agents(1)
     offer = _offer_to(agent, message="Two bedrooms, <b>near</b> the park")
-    from portal.roulette import push
-
     html = push.offer_html(offer.id)
     assert 'id="offer-tray" hx-swap-oob="innerHTML"' in html
     assert f'data-offer-id="{offer.id}"' in html
@@ -374,11 +377,6 @@ def test_pushed_offer_carries_what_the_pop_up_needs(ctx):
 def test_the_end_of_an_answered_offer_is_pushed_in_the_agents_language(
     client, auth, ctx, answer
 ):
-    import json
-
-    from portal.realtime.hub import channel_of
-    from portal.redis_conn import get_redis
-
     (agent,) = _agents(1)
     agent.language = "pt_BR"
     db.session.commit()
@@ -405,3 +403,36 @@ def test_the_end_of_an_answered_offer_is_pushed_in_the_agents_language(
     assert f'data-state="{state}"' in ended[0]
     said = "Você aceitou" if answer == "accept" else "Você recusou"
     assert f"{said} o lead de {contact_name}." in ended[0]
+
+
+def test_a_dispatched_pop_up_is_the_one_read_back_on_reconnect(ctx):
+    # The router pushes the pop-up from what its pass read, a reconnect from
+    # the database: both build one OfferCard, so they show the same.
+    (agent,) = _agents(1)
+    agent.language = "pt_BR"
+    db.session.commit()
+    factories.go_online(agent)
+    lead = factories.make_lead(department="sales", message="Two <b>rooms</b>")
+    redis = get_redis()
+    listener = redis.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel_of(redis))
+    listener.get_message(timeout=1, ignore_subscribe_messages=False)
+    try:
+        assert routing.dispatch(current_account()) == 1
+        frames = []
+        while (message := listener.get_message(timeout=1)) is not None:
+            frames.append(json.loads(message["data"]))
+    finally:
+        listener.close()
+    (pushed,) = [f["t"] for f in frames if f["u"] == agent.id]
+    offer = pool.pending_offer(agent.id)
+    assert offer.lead_id == lead.id
+
+    def steady(html: str) -> str:  # the seconds left tick between the two
+        html = re.sub(r'data-seconds-left="\d+"', "", html)
+        return re.sub(r"data-countdown>\d+<", "data-countdown><", html)
+
+    read_back = push.offer_html(offer.id)
+    assert steady(pushed) == steady(read_back)
+    assert "<dd>sales</dd>" in pushed and "&lt;b&gt;rooms&lt;/b&gt;" in pushed
+    assert "Novo lead" in pushed  # in the agent's language
