@@ -18,7 +18,6 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app, has_request_context
@@ -177,23 +176,13 @@ def ended_of(offer_id: int) -> Ended | None:
 
 def ended_context(ended: Ended) -> dict[str, Any]:
     """The `offer_state` block's context."""
-    return {
-        "offer": ended,
-        "contact": SimpleNamespace(id=ended.contact_id, name=ended.contact_name),
-    }
+    return {"offer": ended}
 
 
 def offer_ended(ended: Ended) -> None:
     """Push the end of an offer to its agent, in their language."""
     html = render_in(ended.language, "offer_state", **ended_context(ended))
     publish(ended.agent_id, html)
-
-
-def offer_state(offer_id: int) -> None:
-    """Push the end of an offer, reading it and its agent's language."""
-    ended = ended_of(offer_id)
-    if ended is not None:
-        offer_ended(ended)
 
 
 # ------------------------------------------------- the switch, the bell
