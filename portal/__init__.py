@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from portal import database  # engine pragmas, the SQLite gate, pings
 from portal.config import build_config
+from portal.contacts.ownership import owner_changed
 from portal.extensions import (
     babel,
     csrf,
@@ -19,6 +20,8 @@ from portal.extensions import (
     migrate,
     sock,
 )
+from portal.models import AssignmentHow
+from portal.roulette.service import lead_assigned_by_hand
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -74,11 +77,24 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-key API: no cookies, so no CSRF to forge
 
+    # Contacts announce an owner change; the roulette withdraws the offers.
+    owner_changed.connect(_withdraw_offers_of_handed_contacts, app)
+
     security.init_app(app)
     errors_http.init_app(app)
     register_commands(app)
     _init_templates(app)
     return app
+
+
+def _withdraw_offers_of_handed_contacts(
+    sender: Flask, *, how: AssignmentHow, owners: dict[int, int]
+) -> None:
+    """A contact given to someone: its waiting or offered leads are theirs
+    now, also when it had an owner (an offline owner's lead goes round the
+    roulette, and a manager may hand the contact to someone else)."""
+    for contact_id, owner_id in owners.items():
+        lead_assigned_by_hand(contact_id, owner_id)
 
 
 def _select_locale() -> str | None:

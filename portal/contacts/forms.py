@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from portal.contacts.service import MAX_TAGS, ContactInput
+from portal.contacts.cleaning import MAX_TAGS, ContactInput
 from portal.models import Contact, ContactStatus
 
 # What a person may set by hand; "new" and "assigned" follow from ownership.

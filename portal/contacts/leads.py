@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from portal.contacts.service import get_visible
+from portal.contacts.scope import get_visible
 from portal.extensions import db
 from portal.models import Account, Campaign, Contact, Department, Lead, Offer, User
 from portal.roulette.service import REASON_LABELS, SKIP_LABELS

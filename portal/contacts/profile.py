@@ -26,7 +26,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.auth.access import require
-from portal.contacts import forms, service
+from portal.contacts import forms, matching, scope, service
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.leads import contact_leads
 from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
@@ -94,7 +94,7 @@ def _viewer() -> User:
 
 def _visible_or_404(contact_id: int) -> Contact:
     try:
-        return service.get_visible(_viewer(), contact_id)
+        return scope.get_visible(_viewer(), contact_id)
     except NotFound:
         abort(404)
 
@@ -320,10 +320,10 @@ def _new_context(**overrides) -> dict:
         "choices": service.form_choices(current_account()),
         # Only those who assign pick an owner; the others own what they
         # create (or, without contact access, leave it for a manager).
-        "owners": [u for u in assignable_users(viewer) if service.may_own(u)]
+        "owners": [u for u in assignable_users(viewer) if scope.may_own(u)]
         if viewer.can("contacts.assign")
         else None,
-        "creator_may_own": service.may_own(viewer),
+        "creator_may_own": scope.may_own(viewer),
         "values": forms.empty_values(),
         "errors": {},
         "matches": [],
@@ -357,10 +357,10 @@ def create():
         )
     except ValidationError as exc:
         return _create_refused(errors=exc.fields)
-    except service.PossibleDuplicate as exc:
+    except matching.PossibleDuplicate as exc:
         return _create_refused(matches=exc.matches, confirm_needed=True)
     try:
-        service.get_visible(viewer, contact.id)
+        scope.get_visible(viewer, contact.id)
     except NotFound:
         # Reception creates without owning: the contact waits for a manager
         # and is not theirs to open. Back to an empty form for the next one.
@@ -393,7 +393,7 @@ def matches():
     when the viewer may see them, otherwise only whom to ask."""
     phone = request.args.get("phone", "")[:100]
     email = request.args.get("email", "")[:300]
-    found = service.match_check(_viewer(), phone, email)
+    found = matching.match_check(_viewer(), phone, email)
     if _fragment_wanted():
         return render(NEW_PAGE, "matches", matches=found)
     values = forms.empty_values() | {"phone": phone, "email": email}

@@ -39,9 +39,8 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from portal.auth.access import require
-from portal.contacts import export, listing, saved_filters, service
+from portal.contacts import assignment, export, listing, saved_filters, scope
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
-from portal.contacts.scope import assignable_users_clause, visible_clause
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
 from portal.extensions import db
@@ -152,10 +151,10 @@ def _wants_more_rows() -> bool:
 
 def assignable_users(user: User) -> list[User]:
     """Whom `user` may pick in an assign control (themself when an agent):
-    people in their scope who may own contacts (service.assign refuses the
+    people in their scope who may own contacts (assignment.assign refuses the
     others, so they are not offered)."""
     people = db.session.scalars(
-        select(User).where(assignable_users_clause(user)).order_by(User.name)
+        select(User).where(scope.assignable_users_clause(user)).order_by(User.name)
     )
     return [
         person
@@ -385,7 +384,7 @@ def owner(contact_id: int):
     """The owner component with its full assign control (the list's rows
     fetch it when "Change" is pressed)."""
     try:
-        contact = service.get_visible(current_user, contact_id)
+        contact = scope.get_visible(current_user, contact_id)
     except NotFound:
         abort(404)
     return _owner_fragment(contact)
@@ -397,7 +396,7 @@ def assign(contact_id: int):
     """Take (empty user_id) or give the contact; answers the owner component."""
     to_user_id = request.form.get("user_id") or None
     try:
-        contact = service.assign(current_user, contact_id, to_user_id)
+        contact = assignment.assign(current_user, contact_id, to_user_id)
     except NotFound:
         abort(404)
     except Forbidden as exc:
@@ -422,7 +421,7 @@ def _back_url() -> str:
     return list_url({k: v for k, v in pairs if k in listing.FILTER_KEYS})
 
 
-def _bulk_summary(result: service.BulkResult) -> str:
+def _bulk_summary(result: assignment.BulkResult) -> str:
     assigned = ngettext("%(num)d assigned", "%(num)d assigned", len(result.assigned))
     if not result.failed:
         return _("%(assigned)s.", assigned=assigned)
@@ -467,7 +466,7 @@ def bulk_assign():
             return render(INDEX, "bulk_done", message=message, level="error"), 422
         flash(message, "error")
         return redirect(_back_url(), code=303)
-    result = service.bulk_assign(viewer, ids, to_user_id)
+    result = assignment.bulk_assign(viewer, ids, to_user_id)
     message = _bulk_summary(result)
     level = "error" if result.failed else "success"
     if not _fragment_wanted():
@@ -478,7 +477,7 @@ def bulk_assign():
     contacts = list(
         db.session.scalars(
             listing.with_related(
-                select(Contact).where(Contact.id.in_(ids), visible_clause(viewer))
+                select(Contact).where(Contact.id.in_(ids), scope.visible_clause(viewer))
             )
         )
     )

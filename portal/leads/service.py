@@ -30,7 +30,7 @@ from sqlalchemy import Integer, String, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.contacts import normalize
-from portal.contacts.service import clean_email, unowned_contact_values
+from portal.contacts.cleaning import clean_email, unowned_contact_values
 from portal.database import column_param, prefixed, reads_outside_transaction
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
