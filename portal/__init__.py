@@ -58,8 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.apikeys import bp as apikeys_bp
     from portal.auth import bp as auth_bp
     from portal.cli import register_commands
-    from portal.contacts import profile as contact_profile
-    from portal.contacts import views as contacts
+    from portal.contacts import bp as contacts_bp
     from portal.main import bp as main_bp
     from portal.realtime import bp as realtime_bp
     from portal.roulette import bp as roulette_bp
@@ -67,8 +66,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(imports.bp)
-    app.register_blueprint(contacts.bp)
-    app.register_blueprint(contact_profile.bp)
+    app.register_blueprint(contacts_bp)
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
     for admin_feature in (users, org, roles, settings):

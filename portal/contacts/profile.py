@@ -9,10 +9,9 @@ without htmx render the whole page or redirect back to it (303).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import (
-    Blueprint,
     abort,
     flash,
     make_response,
@@ -20,7 +19,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime, format_timedelta
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -29,13 +28,11 @@ from portal.auth.access import require
 from portal.contacts import forms, matching, scope, service
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.leads import contact_leads
-from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
+from portal.contacts.views import VIEW_PERMISSIONS, assignable_users, bp
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import Contact, HistoryEntry, User
-from portal.rendering import render
+from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
-
-bp = Blueprint("contact", __name__)
 
 PAGE = "contacts/profile.html"
 NEW_PAGE = "contacts/new.html"
@@ -58,34 +55,20 @@ KIND_LABELS = {
 }
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @bp.context_processor
 def profile_context() -> dict:
+    # `when` and `iso` come from the list's context processor (views.py).
     return {
         "status_label": lambda key: STATUS_LABELS.get(key, key or ""),
         "origin_label": lambda key: ORIGIN_LABELS.get(key, key or ""),
         "how_label": lambda key: HOW_LABELS.get(key, key or ""),
         "kind_label": lambda key: KIND_LABELS.get(key, key or ""),
-        "when": lambda moment: (
-            format_datetime(_aware(moment), "short") if moment else ""
-        ),
-        "iso": lambda moment: _aware(moment).isoformat() if moment else "",
         "duration": lambda seconds: format_timedelta(
             timedelta(seconds=seconds or 0), threshold=1.5, add_direction=False
         ),
         "status_choices": forms.STATUS_CHOICES,
         "history_kinds": forms.HISTORY_KINDS,
     }
-
-
-def _fragment_wanted() -> bool:
-    """An htmx swap wants a fragment; a boosted or history load wants the page."""
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def _viewer() -> User:
@@ -137,7 +120,7 @@ def _page(contact: Contact, status: int = 200, **overrides):
 
 
 def _back_to_profile(contact_id: int):
-    return redirect(url_for("contact.show", contact_id=contact_id), code=303)
+    return redirect(url_for("contacts.show", contact_id=contact_id), code=303)
 
 
 def _latest_entry(contact_id: int) -> HistoryEntry | None:
@@ -148,7 +131,7 @@ def _latest_entry(contact_id: int) -> HistoryEntry | None:
 def _invalid(contact, block: str, overrides: dict):
     """422: the form's block for htmx, else the whole profile, each showing
     the errors and what was typed (in `overrides`)."""
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(PAGE, block, **_context(contact, **overrides)), 422
     return _page(contact, 422, **overrides)
 
@@ -165,7 +148,7 @@ def timeline(contact_id: int):
     """Older entries (`before`) for the "older" link, or the first page with
     a fresh status block after the owner changed."""
     contact = _visible_or_404(contact_id)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _page(contact)
     before = _before_arg()
     page = service.timeline(_viewer(), contact.id, before)
@@ -191,7 +174,7 @@ def add_history(contact_id: int):
             "history_errors": exc.fields,
         }
         return _invalid(contact, "history_form", overrides)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     return render(
         PAGE,
@@ -225,7 +208,7 @@ def change_status(contact_id: int):
             "status_errors": exc.fields,
         }
         return _invalid(contact, "status", overrides)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     changed = contact.status != status_before
     return render(
@@ -241,7 +224,7 @@ def change_status(contact_id: int):
 def details(contact_id: int):
     """The details block at rest (the edit form's "Cancel")."""
     contact = _visible_or_404(contact_id)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     return render(PAGE, "details", **_context(contact))
 
@@ -252,7 +235,7 @@ def edit(contact_id: int):
     """The details block as a form (the whole page without htmx)."""
     contact = _visible_or_404(contact_id)
     _changeable_or_403(contact)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(PAGE, "details", **_context(contact, editing=True))
     return _page(contact, editing=True)
 
@@ -281,7 +264,7 @@ def update(contact_id: int):
             "details_errors": exc.fields,
         }
         return _invalid(contact, "details", overrides)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     return render(
         PAGE,
@@ -305,7 +288,7 @@ def leads(contact_id: int):
         page = contact_leads(_viewer(), contact_id, before)
     except NotFound:
         abort(404)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _page(page.contact, leads=page)
     block = "lead_items" if before else "leads"
     return render(PAGE, block, leads=page, **_context(page.contact))
@@ -368,11 +351,11 @@ def create():
             _("%(name)s was saved and waits for an owner.", name=contact.name),
             "success",
         )
-        target = url_for("contact.new")
+        target = url_for("contacts.new")
     else:
         flash(_("%(name)s was saved.", name=contact.name), "success")
-        target = url_for("contact.show", contact_id=contact.id)
-    if _fragment_wanted():
+        target = url_for("contacts.show", contact_id=contact.id)
+    if fragment_wanted():
         response = make_response("", 200)
         response.headers["HX-Redirect"] = target
         return response
@@ -381,7 +364,7 @@ def create():
 
 def _create_refused(**overrides):
     context = _new_context(values=forms.values_from_form(request.form), **overrides)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(NEW_PAGE, "form", **context), 422
     return render(NEW_PAGE, **context), 422
 
@@ -394,7 +377,7 @@ def matches():
     phone = request.args.get("phone", "")[:100]
     email = request.args.get("email", "")[:300]
     found = matching.match_check(_viewer(), phone, email)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(NEW_PAGE, "matches", matches=found)
     values = forms.empty_values() | {"phone": phone, "email": email}
     return render(NEW_PAGE, **_new_context(values=values, matches=found))

@@ -24,7 +24,6 @@ from babel.dates import (
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -54,7 +53,7 @@ from portal.models import (
     User,
 )
 from portal.navigation import CONTACT_VIEW_PERMISSIONS
-from portal.rendering import render
+from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
 
 bp = Blueprint("contacts", __name__)
@@ -136,12 +135,6 @@ def _iso(moment: datetime | None) -> str:
 
 def _viewer() -> User:
     return current_user._get_current_object()
-
-
-def _fragment_wanted() -> bool:
-    """An htmx swap wants a fragment; a boosted or history load wants the page."""
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def _wants_more_rows() -> bool:
@@ -293,7 +286,7 @@ def _list_response(
     errors = errors or {}
     status = 422 if errors else 200
     context = _list_context(account, viewer, filters, page, errors)
-    if _fragment_wanted():
+    if fragment_wanted():
         if _wants_more_rows() and not errors:
             return render(INDEX, "rows", **context), status
         response = make_response(render(INDEX, "results_fragment", **context), status)
@@ -304,11 +297,7 @@ def _list_response(
         return response
     quick_view = listing.quick_view_of(filters) if filters else None
     choices = _choices(account, viewer)
-    new_url = (
-        url_for("contact.new")
-        if "contact.new" in current_app.view_functions and viewer.can("contacts.create")
-        else None
-    )
+    new_url = url_for("contacts.new") if viewer.can("contacts.create") else None
     return (
         render(
             INDEX,
@@ -462,14 +451,14 @@ def bulk_assign():
         ids, to_user_id = _bulk_input()
     except ValidationError as exc:
         message = " ".join(exc.fields.values())
-        if _fragment_wanted():
+        if fragment_wanted():
             return render(INDEX, "bulk_done", message=message, level="error"), 422
         flash(message, "error")
         return redirect(_back_url(), code=303)
     result = assignment.bulk_assign(viewer, ids, to_user_id)
     message = _bulk_summary(result)
     level = "error" if result.failed else "success"
-    if not _fragment_wanted():
+    if not fragment_wanted():
         flash(message, level)
         return redirect(_back_url(), code=303)
     db.session.expire_all()
@@ -520,11 +509,11 @@ def save_view():
             request.form.get("query", ""),
         )
     except ValidationError as exc:
-        if _fragment_wanted():
+        if fragment_wanted():
             return _saved_response(viewer, exc.fields, name=request.form.get("name"))
         flash(" ".join(exc.fields.values()), "error")
         return redirect(_back_url(), code=303)
-    if _fragment_wanted():
+    if fragment_wanted():
         return _saved_response(viewer)
     flash(_("View “%(name)s” saved.", name=saved.name), "success")
     return redirect(list_url(dict(parse_qsl(saved.query))), code=303)
@@ -539,7 +528,7 @@ def delete_view(filter_id: int):
         saved_filters.delete(viewer, filter_id)
     except NotFound:
         abort(404)
-    if _fragment_wanted():
+    if fragment_wanted():
         return _saved_response(viewer)
     return redirect(url_for("contacts.index"), code=303)
 
