@@ -5,7 +5,7 @@ POST /contacts/<id>/assign).
 htmx requests get named blocks of contacts/index.html (the results, more
 rows, the counts, the saved views); the same URLs without htmx render the
 whole page or redirect back to it (303). Every query is scoped by
-scope.visible_clause through portal.contacts.listing.
+scope.visible_clause through portal.contacts.pages and quick_views.
 """
 
 from __future__ import annotations
@@ -38,7 +38,17 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from portal.auth.access import require
-from portal.contacts import assignment, export, listing, saved_filters, scope
+from portal.contacts import (
+    assignment,
+    cursor,
+    export,
+    list_filters,
+    pages,
+    query,
+    quick_views,
+    saved_filters,
+    scope,
+)
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
@@ -63,7 +73,7 @@ INDEX = "contacts/index.html"
 MORE_ROW_ID = "contact-more"
 MAX_BULK = 500
 # Every query-string key that can carry an error shown next to its field.
-ERROR_FIELDS = (*listing.FILTER_KEYS, "limit")
+ERROR_FIELDS = (*list_filters.FILTER_KEYS, "limit")
 
 SORT_LABELS = {
     "newest": _l("Newest first"),
@@ -200,24 +210,24 @@ def _quick_links(account: Account, viewer: User) -> list[dict]:
         {
             "view": view,
             "label": QUICK_VIEW_LABELS[view],
-            "url": list_url(listing.quick_view_filters(hours, view).query_args()),
+            "url": list_url(quick_views.quick_view_filters(hours, view).query_args()),
         }
-        for view in listing.quick_views_for(viewer)
+        for view in quick_views.quick_views_for(viewer)
     ]
 
 
 def _waits(
     viewer: User,
-    filters: listing.ContactFilters | None,
-    page: listing.ContactPage | None,
+    filters: list_filters.ContactFilters | None,
+    page: pages.ContactPage | None,
 ) -> dict[int, dict[str, str]]:
     """How long each listed contact's lead has waited in the queue, when
     the list is the queue: {contact id: {"iso": ..., "text": ...}}."""
     if filters is None or page is None or filters.lead != "waiting":
         return {}
-    if not listing.queue_waiting(viewer):
+    if not query.queue_waiting(viewer):
         return {}
-    since = listing.waiting_since(viewer.account_id, [c.id for c in page.contacts])
+    since = query.waiting_since(viewer.account_id, [c.id for c in page.contacts])
     now = datetime.now(UTC)
     return {
         contact_id: {
@@ -238,14 +248,14 @@ def _waits(
 def _list_context(
     account: Account,
     viewer: User,
-    filters: listing.ContactFilters | None,
-    page: listing.ContactPage | None,
+    filters: list_filters.ContactFilters | None,
+    page: pages.ContactPage | None,
     errors: dict[str, str],
 ) -> dict:
     more_url = export_url = None
     if filters is not None and page is not None and page.next_cursor:
         args = {**filters.query_args(), "cursor": page.next_cursor}
-        if filters.limit != listing.DEFAULT_LIMIT:
+        if filters.limit != list_filters.DEFAULT_LIMIT:
             args["limit"] = str(filters.limit)
         more_url = list_url(args)
     if filters is not None:
@@ -255,7 +265,7 @@ def _list_context(
     assignees = assignable_users(viewer)
     return {
         "filters": filters,
-        "page": page or listing.ContactPage(),
+        "page": page or pages.ContactPage(),
         "errors": errors,
         "more_url": more_url,
         "export_url": export_url,
@@ -272,15 +282,15 @@ def _list_context(
 
 def _raw_values(args) -> dict[str, str]:
     """What the viewer typed, to refill the form even when it is invalid."""
-    return {key: (args.get(key) or "")[:300] for key in listing.FILTER_KEYS}
+    return {key: (args.get(key) or "")[:300] for key in list_filters.FILTER_KEYS}
 
 
 def _list_response(
     account: Account,
     viewer: User,
     *,
-    filters: listing.ContactFilters | None = None,
-    page: listing.ContactPage | None = None,
+    filters: list_filters.ContactFilters | None = None,
+    page: pages.ContactPage | None = None,
     errors: dict[str, str] | None = None,
 ):
     errors = errors or {}
@@ -295,7 +305,7 @@ def _list_response(
             # empty field the form happened to send.
             response.headers["HX-Push-Url"] = list_url(filters.query_args())
         return response
-    quick_view = listing.quick_view_of(filters) if filters else None
+    quick_view = quick_views.quick_view_of(filters) if filters else None
     choices = _choices(account, viewer)
     new_url = url_for("contacts.new") if viewer.can("contacts.create") else None
     return (
@@ -323,12 +333,12 @@ def index():
     account = current_account()
     viewer = _viewer()
     try:
-        filters = listing.parse_filters(account, request.args, viewer)
+        filters = list_filters.parse_filters(account, request.args, viewer)
     except ValidationError as exc:
         return _list_response(account, viewer, errors=exc.fields)
-    except listing.BadCursor as exc:
+    except cursor.BadCursor as exc:
         return error_response(400, str(exc))
-    page = listing.list_contacts(viewer, filters)
+    page = pages.list_contacts(viewer, filters)
     return _list_response(account, viewer, filters=filters, page=page)
 
 
@@ -344,8 +354,8 @@ def counts():
         INDEX,
         "quick_views",
         quick_links=_quick_links(account, viewer),
-        quick_view=current if current in listing.quick_views_for(viewer) else None,
-        counts=listing.quick_counts(viewer, account),
+        quick_view=current if current in quick_views.quick_views_for(viewer) else None,
+        counts=quick_views.quick_counts(viewer, account),
     )
 
 
@@ -407,7 +417,7 @@ def _refused(contact_id: int, status: int, message: str):
 def _back_url() -> str:
     """The list the form came from: its filters only, never another site."""
     pairs = parse_qsl(request.form.get("back", ""), keep_blank_values=False)
-    return list_url({k: v for k, v in pairs if k in listing.FILTER_KEYS})
+    return list_url({k: v for k, v in pairs if k in list_filters.FILTER_KEYS})
 
 
 def _bulk_summary(result: assignment.BulkResult) -> str:
@@ -465,7 +475,7 @@ def bulk_assign():
     assignees = assignable_users(viewer)
     contacts = list(
         db.session.scalars(
-            listing.with_related(
+            pages.with_related(
                 select(Contact).where(Contact.id.in_(ids), scope.visible_clause(viewer))
             )
         )
@@ -543,7 +553,7 @@ def export_csv():
     args = request.args.copy()
     args.pop("cursor", None)  # an export is the whole list, from its start
     try:
-        filters = listing.parse_filters(current_account(), args, _viewer())
+        filters = list_filters.parse_filters(current_account(), args, _viewer())
     except ValidationError as exc:
         return error_response(
             422,
