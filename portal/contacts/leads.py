@@ -120,7 +120,7 @@ def shows_routing(viewer: User) -> bool:
     return viewer.can(ROUTING_PERMISSION)
 
 
-def _names(model, ids: set[int]) -> dict[int, str]:
+def _names(model: type[User] | type[Department], ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = db.session.execute(select(model.id, model.name).where(model.id.in_(ids)))

@@ -233,13 +233,15 @@ def with_related(query: Select) -> Select:
     )
 
 
-def _sort_key(sort: str):
+def _sort_key(sort: str) -> Callable[[Contact | Row], tuple[datetime, int] | int]:
     if sort == "last_activity":
         return lambda c: (as_utc(c.last_activity_at), c.id)
     return lambda c: c.id
 
 
-def _fetch(user: User, filters: ContactFilters, cursor: Cursor | None, limit: int):
+def _fetch(
+    user: User, filters: ContactFilters, cursor: Cursor | None, limit: int
+) -> list[Contact]:
     """Up to `limit` contacts after `cursor`, in page order, related rows
     loaded."""
     contacts: list[Contact] = _run(

@@ -10,6 +10,7 @@ without htmx render the whole page or redirect back to it (303).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import (
     abort,
@@ -19,18 +20,23 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from portal.auth.access import require
 from portal.contacts import forms, matching, scope, service
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.leads import contact_leads
-from portal.contacts.views import VIEW_PERMISSIONS, assignable_users, bp
+from portal.contacts.views import (
+    VIEW_PERMISSIONS,
+    assignable_users,
+    bp,
+    current_viewer,
+)
 from portal.errors import Forbidden, NotFound, ValidationError
-from portal.models import Contact, HistoryEntry, User
+from portal.models import Contact, HistoryEntry
 from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
 
@@ -71,19 +77,15 @@ def profile_context() -> dict:
     }
 
 
-def _viewer() -> User:
-    return current_user._get_current_object()
-
-
 def _visible_or_404(contact_id: int) -> Contact:
     try:
-        return scope.get_visible(_viewer(), contact_id)
+        return scope.get_visible(current_viewer(), contact_id)
     except NotFound:
         abort(404)
 
 
 def _changeable_or_403(contact: Contact) -> None:
-    if not service.may_change(_viewer(), contact):
+    if not service.may_change(current_viewer(), contact):
         abort(403)
 
 
@@ -92,11 +94,11 @@ def _before_arg(name: str = "before") -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
-def _context(contact: Contact, **overrides) -> dict:
+def _context(contact: Contact, **overrides: Any) -> dict[str, Any]:
     """Everything the profile page's blocks read, with form state at rest."""
     context = {
         "contact": contact,
-        "may_change": service.may_change(_viewer(), contact),
+        "may_change": service.may_change(current_viewer(), contact),
         "editing": False,
         "details_values": forms.values_for_contact(contact),
         "details_errors": {},
@@ -111,24 +113,26 @@ def _context(contact: Contact, **overrides) -> dict:
     return context
 
 
-def _page(contact: Contact, status: int = 200, **overrides):
+def _page(contact: Contact, status: int = 200, **overrides: Any) -> ResponseReturnValue:
     """The whole profile page (no-JavaScript forms land here too)."""
     context = _context(contact, **overrides)
-    context["page"] = service.timeline(_viewer(), contact.id, _before_arg())
-    context["assignees"] = assignable_users(_viewer())
+    context["page"] = service.timeline(current_viewer(), contact.id, _before_arg())
+    context["assignees"] = assignable_users(current_viewer())
     return render(PAGE, **context), status
 
 
-def _back_to_profile(contact_id: int):
+def _back_to_profile(contact_id: int) -> ResponseReturnValue:
     return redirect(url_for("contacts.show", contact_id=contact_id), code=303)
 
 
 def _latest_entry(contact_id: int) -> HistoryEntry | None:
-    page = service.timeline(_viewer(), contact_id, limit=1)
+    page = service.timeline(current_viewer(), contact_id, limit=1)
     return page.entries[0] if page.entries else None
 
 
-def _invalid(contact, block: str, overrides: dict):
+def _invalid(
+    contact: Contact, block: str, overrides: dict[str, Any]
+) -> ResponseReturnValue:
     """422: the form's block for htmx, else the whole profile, each showing
     the errors and what was typed (in `overrides`)."""
     if fragment_wanted():
@@ -138,34 +142,34 @@ def _invalid(contact, block: str, overrides: dict):
 
 @bp.get("/contacts/<int:contact_id>")
 @require(*VIEW_PERMISSIONS)
-def show(contact_id: int):
+def show(contact_id: int) -> ResponseReturnValue:
     return _page(_visible_or_404(contact_id))
 
 
 @bp.get("/contacts/<int:contact_id>/timeline")
 @require(*VIEW_PERMISSIONS)
-def timeline(contact_id: int):
+def timeline(contact_id: int) -> ResponseReturnValue:
     """Older entries (`before`) for the "older" link, or the first page with
     a fresh status block after the owner changed."""
     contact = _visible_or_404(contact_id)
     if not fragment_wanted():
         return _page(contact)
     before = _before_arg()
-    page = service.timeline(_viewer(), contact.id, before)
+    page = service.timeline(current_viewer(), contact.id, before)
     block = "entries" if before else "timeline_refresh"
     return render(PAGE, block, page=page, **_context(contact))
 
 
 @bp.post("/contacts/<int:contact_id>/history")
 @require(*VIEW_PERMISSIONS)
-def add_history(contact_id: int):
+def add_history(contact_id: int) -> ResponseReturnValue:
     """A note or call; htmx gets a fresh form, the entry to prepend, and the
     status block when this attended the contact."""
     contact = _visible_or_404(contact_id)
     status_before = contact.status
     kind, body = forms.history_from_form(request.form)
     try:
-        entry = service.add_history(_viewer(), contact.id, kind, body)
+        entry = service.add_history(current_viewer(), contact.id, kind, body)
     except NotFound:
         abort(404)
     except ValidationError as exc:
@@ -187,7 +191,7 @@ def add_history(contact_id: int):
 
 @bp.post("/contacts/<int:contact_id>/status")
 @require(*VIEW_PERMISSIONS)
-def change_status(contact_id: int):
+def change_status(contact_id: int) -> ResponseReturnValue:
     """Won and lost need a reason; htmx gets the status block and the new
     timeline entry."""
     contact = _visible_or_404(contact_id)
@@ -197,7 +201,7 @@ def change_status(contact_id: int):
     try:
         if errors:
             raise ValidationError(errors)
-        service.set_status(_viewer(), contact.id, status, reason)
+        service.set_status(current_viewer(), contact.id, status, reason)
     except NotFound:
         abort(404)
     except Forbidden:
@@ -221,7 +225,7 @@ def change_status(contact_id: int):
 
 @bp.get("/contacts/<int:contact_id>/details")
 @require(*VIEW_PERMISSIONS)
-def details(contact_id: int):
+def details(contact_id: int) -> ResponseReturnValue:
     """The details block at rest (the edit form's "Cancel")."""
     contact = _visible_or_404(contact_id)
     if not fragment_wanted():
@@ -231,7 +235,7 @@ def details(contact_id: int):
 
 @bp.get("/contacts/<int:contact_id>/edit")
 @require(*VIEW_PERMISSIONS)
-def edit(contact_id: int):
+def edit(contact_id: int) -> ResponseReturnValue:
     """The details block as a form (the whole page without htmx)."""
     contact = _visible_or_404(contact_id)
     _changeable_or_403(contact)
@@ -242,7 +246,7 @@ def edit(contact_id: int):
 
 @bp.post("/contacts/<int:contact_id>/edit")
 @require(*VIEW_PERMISSIONS)
-def update(contact_id: int):
+def update(contact_id: int) -> ResponseReturnValue:
     """Save the details; htmx gets the details block, the new timeline entry,
     the heading, and the status block when this attended the contact."""
     contact = _visible_or_404(contact_id)
@@ -252,7 +256,7 @@ def update(contact_id: int):
     try:
         if errors:
             raise ValidationError(errors)
-        service.update_contact(_viewer(), contact.id, data)
+        service.update_contact(current_viewer(), contact.id, data)
     except NotFound:
         abort(404)
     except Forbidden:
@@ -277,7 +281,7 @@ def update(contact_id: int):
 
 @bp.get("/contacts/<int:contact_id>/leads")
 @require(*VIEW_PERMISSIONS)
-def leads(contact_id: int):
+def leads(contact_id: int) -> ResponseReturnValue:
     """The Leads section (loaded after the page, and again when the owner
     changes), or its older leads (`leads_before`, apart from the timeline's
     `before`); without htmx, the whole profile with the section filled in.
@@ -285,7 +289,7 @@ def leads(contact_id: int):
     fragment."""
     before = _before_arg("leads_before")
     try:
-        page = contact_leads(_viewer(), contact_id, before)
+        page = contact_leads(current_viewer(), contact_id, before)
     except NotFound:
         abort(404)
     if not fragment_wanted():
@@ -297,8 +301,8 @@ def leads(contact_id: int):
 # --- Creation ---
 
 
-def _new_context(**overrides) -> dict:
-    viewer = _viewer()
+def _new_context(**overrides: Any) -> dict[str, Any]:
+    viewer = current_viewer()
     context = {
         "choices": service.form_choices(current_account()),
         # Only those who assign pick an owner; the others own what they
@@ -318,16 +322,16 @@ def _new_context(**overrides) -> dict:
 
 @bp.get("/contacts/new")
 @require("contacts.create")
-def new():
+def new() -> ResponseReturnValue:
     return render(NEW_PAGE, **_new_context())
 
 
 @bp.post("/contacts/new")
 @require("contacts.create")
-def create():
+def create() -> ResponseReturnValue:
     """Create after the match check. A known phone or email re-renders the
     form (422) with the matches and a "create anyway" box to tick."""
-    viewer = _viewer()
+    viewer = current_viewer()
     data, errors = forms.contact_input_from_form(
         request.form, with_owner=viewer.can("contacts.assign")
     )
@@ -362,7 +366,7 @@ def create():
     return redirect(target, code=303)
 
 
-def _create_refused(**overrides):
+def _create_refused(**overrides: Any) -> ResponseReturnValue:
     context = _new_context(values=forms.values_from_form(request.form), **overrides)
     if fragment_wanted():
         return render(NEW_PAGE, "form", **context), 422
@@ -371,12 +375,12 @@ def _create_refused(**overrides):
 
 @bp.get("/contacts/matches")
 @require("contacts.create")
-def matches():
+def matches() -> ResponseReturnValue:
     """Existing contacts with the phone or email being typed: name and link
     when the viewer may see them, otherwise only whom to ask."""
     phone = request.args.get("phone", "")[:100]
     email = request.args.get("email", "")[:300]
-    found = matching.match_check(_viewer(), phone, email)
+    found = matching.match_check(current_viewer(), phone, email)
     if fragment_wanted():
         return render(NEW_PAGE, "matches", matches=found)
     values = forms.empty_values() | {"phone": phone, "email": email}

@@ -10,9 +10,11 @@ email_normalized), never `LIKE '%...%'`.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from portal.contacts import normalize
@@ -38,18 +40,20 @@ class unindexed(ColumnElement):
     inherit_cache = True
     _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
 
-    def __init__(self, column) -> None:
+    def __init__(self, column: ColumnElement) -> None:
         self.column = column
         self.type = column.type
 
 
 @compiles(unindexed)
-def _compile_unindexed(element: unindexed, compiler, **kw) -> str:
+def _compile_unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.column, **kw)
 
 
 @compiles(unindexed, "sqlite")
-def _compile_unindexed_sqlite(element: unindexed, compiler, **kw) -> str:
+def _compile_unindexed_sqlite(
+    element: unindexed, compiler: SQLCompiler, **kw: Any
+) -> str:
     return "+" + compiler.process(element.column, **kw)
 
 
@@ -64,7 +68,7 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
-def prefix_clause(column, prefix: str) -> ColumnElement[bool]:
+def prefix_clause(column: ColumnElement, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as a range the column's index serves.
 
     PostgreSQL compares with the byte-wise pattern operators, which the
@@ -115,7 +119,9 @@ def _day_after(day: date) -> datetime | None:
         return None
 
 
-def date_range(column, start: date | None, end: date | None) -> list:
+def date_range(
+    column: ColumnElement, start: date | None, end: date | None
+) -> list[ColumnElement[bool]]:
     clauses = []
     if start:
         clauses.append(column >= _day_start(start))
@@ -137,7 +143,11 @@ def owner_clauses(user: User, owner: str, owner_id: int | None = None) -> list:
 
 
 def open_too_long_clause(
-    hours: int, now: datetime | None = None, *, status=None, activity=None
+    hours: int,
+    now: datetime | None = None,
+    *,
+    status: ColumnElement | None = None,
+    activity: ColumnElement | None = None,
 ) -> ColumnElement[bool]:
     """Open statuses with no activity for `hours` hours."""
     cutoff = (now or datetime.now(UTC)) - timedelta(hours=hours)
@@ -198,7 +208,7 @@ def narrowing_clauses(
     """
     now = now or datetime.now(UTC)
 
-    def column(attribute):
+    def column(attribute: ColumnElement) -> ColumnElement:
         keep = not walk_sort_order or (
             filters.sort == "last_activity" and attribute is Contact.last_activity_at
         )
