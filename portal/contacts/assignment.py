@@ -103,7 +103,7 @@ def assign(
         how=how or _how(user, target, previous_owner_id),
         now=utcnow(),
     )
-    if not handed:
+    if handed.lost:
         db.session.rollback()
         contact = db.session.get(Contact, contact.id)
         db.session.refresh(contact)

@@ -20,7 +20,7 @@ from typing import Any
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import bindparam, case, insert, select
+from sqlalchemy import ColumnElement, bindparam, case, insert, select
 
 from portal.extensions import db
 from portal.models import (
@@ -56,15 +56,15 @@ class HandedOver:
 
     how: AssignmentHow
     by_user_id: int | None
+    # The contacts that moved to their new owner.
     changes: list[OwnerChange] = field(default_factory=list)
+    # Those left alone: their owner was no longer the one read.
+    lost: list[OwnerChange] = field(default_factory=list)
     # Filled only when each new owner is to be notified of each contact.
     log_ids: list[int] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return bool(self.changes)
 
-
-def _status_once_owned() -> Any:
+def _status_once_owned() -> ColumnElement[str]:
     # A new contact counts as assigned once it has an owner; any later
     # status (in progress, won, ...) is the owner's and stays.
     return case(
@@ -204,15 +204,15 @@ def hand_over(
     """Give each contact to its new owner, in the caller's transaction.
 
     A contact whose owner is no longer `from_user_id` is left alone (someone
-    changed it meanwhile): it is not in the answer's `changes`, and nothing
-    is written for it. `notify_each`: each new owner is to hear of each
-    contact (the import tells each owner once per import instead).
-    `reset_attention`: the new owner's first response is measured afresh.
-    Nothing is committed; call `announce` after the commit.
+    changed it meanwhile): it is in the answer's `lost`, and nothing is
+    written for it. A change to the owner it already has is no change.
+    `notify_each`: each new owner is to hear of each contact (the import
+    tells each owner once per import instead). `reset_attention`: the new
+    owner's first response is measured afresh. Nothing is committed; call
+    `announce` after the commit.
     """
-    moved = [c for c in changes if c.from_user_id != c.to_user_id]
-    if moved:
-        moved = _move_owners(moved, now, reset_attention=reset_attention)
+    wanted = [c for c in changes if c.from_user_id != c.to_user_id]
+    moved = _move_owners(wanted, now, reset_attention=reset_attention) if wanted else []
     log_ids = record_owners(
         account_id,
         moved,
@@ -221,13 +221,15 @@ def hand_over(
         now=now,
         return_ids=notify_each,
     )
-    return HandedOver(how, by_user_id, moved, log_ids)
+    written = set(moved)
+    lost = [c for c in wanted if c not in written]
+    return HandedOver(how, by_user_id, moved, lost, log_ids)
 
 
 def announce(handed: HandedOver) -> None:
     """After the commit: queue the new owners' notifications (none for a
     contact someone took for themself) and send `owner_changed`."""
-    if not handed:
+    if not handed.changes:
         return
     for log_id, change in zip(handed.log_ids, handed.changes, strict=False):
         if change.to_user_id != handed.by_user_id:
