@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from portal import database  # engine pragmas, the SQLite gate, pings
 from portal.config import build_config
+from portal.contacts.ownership import owner_changed
 from portal.extensions import (
     babel,
     csrf,
@@ -19,6 +20,7 @@ from portal.extensions import (
     migrate,
     sock,
 )
+from portal.roulette.endings import withdraw_for_new_owners
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -55,8 +57,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.apikeys import bp as apikeys_bp
     from portal.auth import bp as auth_bp
     from portal.cli import register_commands
-    from portal.contacts import profile as contact_profile
-    from portal.contacts import views as contacts
+    from portal.contacts import bp as contacts_bp
     from portal.main import bp as main_bp
     from portal.realtime.views import bp as realtime_bp
     from portal.roulette.views import bp as roulette_bp
@@ -64,8 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(imports.bp)
-    app.register_blueprint(contacts.bp)
-    app.register_blueprint(contact_profile.bp)
+    app.register_blueprint(contacts_bp)
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
     for admin_feature in (users, org, roles, settings):
@@ -73,6 +73,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(apikeys_bp, url_prefix="/admin")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-key API: no cookies, so no CSRF to forge
+
+    # Contacts announce an owner change; the roulette withdraws the offers.
+    owner_changed.connect(withdraw_for_new_owners, app)
 
     security.init_app(app)
     errors_http.init_app(app)

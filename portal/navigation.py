@@ -46,7 +46,7 @@ def navigation() -> list[dict]:
         items.append(contacts)
     if current_user.can("contacts.create"):
         # A receptionist's whole job: first thing in the bar, one tap away.
-        items.append(NavItem("contact.new", _l("New contact"), ("contacts.create",)))
+        items.append(NavItem("contacts.new", _l("New contact"), ("contacts.create",)))
     items += [
         item
         for item in ADMIN_ITEMS

@@ -1,4 +1,5 @@
-"""Render a whole page or one named block of the same template.
+"""Render a whole page or one named block of the same template, and tell
+which of the two a request wants.
 
 A page's htmx refresh is a block of the page's own template, so the page and
 its fragments can never drift apart (STYLE habit 3).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template
+from flask import current_app, render_template, request
 
 
 def render_block(template_name: str, block_name: str, **context: Any) -> str:
@@ -25,3 +26,9 @@ def render(template_name: str, block: str | None = None, **context: Any) -> str:
     if block:
         return render_block(template_name, block, **context)
     return render_template(template_name, **context)
+
+
+def fragment_wanted() -> bool:
+    """An htmx swap wants a fragment; a boosted or history load wants the page."""
+    htmx = request.htmx
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request

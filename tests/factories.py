@@ -62,7 +62,8 @@ def make_contact(
     origin: str = "manual",
 ):
     """A contact made through the service; `unassigned=True` leaves it ownerless."""
-    from portal.contacts.service import ContactInput, create_contact
+    from portal.contacts.cleaning import ContactInput
+    from portal.contacts.service import create_contact
     from portal.models import Campaign
 
     account = current_account()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.contacts.listing import Cursor, encode_cursor
+from portal.contacts.cursor import Cursor, encode_cursor
 from portal.extensions import db
 from portal.models import Account, Contact
 from tests import factories

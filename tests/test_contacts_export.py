@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from sqlalchemy import update
 
-from portal.contacts import export, listing
+from portal.contacts import export, list_filters
 from portal.extensions import db
 from portal.models import Contact
 from portal.org import service as org
@@ -184,8 +184,8 @@ def test_export_reads_in_keyset_chunks(ctx):
         .values(last_activity_at=db.session.get(Contact, made[2]).created_at)
     )
     db.session.commit()
-    for sort in listing.SORTS:
-        filters = listing.parse_filters(current_account(), {"sort": sort})
+    for sort in list_filters.SORTS:
+        filters = list_filters.parse_filters(current_account(), {"sort": sort})
         chunks = list(export.csv_chunks(admin, filters, chunk=3))
         assert len(chunks) == 1 + 4  # header, then 3 + 3 + 3 + 1 rows
         rows = list(csv.reader(io.StringIO("".join(chunks).lstrip("\ufeff"))))[1:]

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select, update
 
-from portal.contacts import listing
+from portal.contacts import list_filters, pages, quick_views
 from portal.contacts.scope import visible_clause
 from portal.extensions import db
 from portal.models import AssignmentLog, Contact, SavedFilter
@@ -250,10 +250,10 @@ def test_agent_sees_a_campaign_contact_only_as_a_member(client, auth, world):
 
 
 def ids_for(user, **args) -> list[int]:
-    filters = listing.parse_filters(
+    filters = list_filters.parse_filters(
         current_account(), {k: str(v) for k, v in args.items()}
     )
-    return [c.id for c in listing.list_contacts(user, filters).contacts]
+    return [c.id for c in pages.list_contacts(user, filters).contacts]
 
 
 def test_owner_filters(world):
@@ -414,7 +414,7 @@ def expected_order(ids: list[int], sort: str) -> list[int]:
     return [r.id for r in sorted(rows, key=lambda r: (r[1], r.id), reverse=True)]
 
 
-@pytest.mark.parametrize("sort", listing.SORTS)
+@pytest.mark.parametrize("sort", list_filters.SORTS)
 def test_load_more_walks_every_contact_once_in_order(client, auth, many, sort):
     auth.login(many.admin)
     url = f"/contacts?sort={sort}&limit=25"
@@ -439,7 +439,7 @@ def test_load_more_walks_every_contact_once_in_order(client, auth, many, sort):
     assert seen == expected_order(many.ids, sort)
 
 
-@pytest.mark.parametrize("sort", listing.SORTS)
+@pytest.mark.parametrize("sort", list_filters.SORTS)
 def test_plain_page_links_carry_the_cursor_without_javascript(client, auth, many, sort):
     auth.login(many.admin)
     page = client.get(f"/contacts?sort={sort}&limit=50").get_data(as_text=True)
@@ -464,13 +464,13 @@ def test_keyset_walk_of_a_restricted_agent_merges_mine_and_unassigned(ctx):
     free = [factories.make_contact(unassigned=True).id for _ in range(6)]
     factories.make_contact(other)
     seen: list[int] = []
-    filters = listing.parse_filters(current_account(), {"limit": "4"})
+    filters = list_filters.parse_filters(current_account(), {"limit": "4"})
     while True:
-        page = listing.list_contacts(agent, filters)
+        page = pages.list_contacts(agent, filters)
         seen += [c.id for c in page.contacts]
         if not page.next_cursor:
             break
-        filters = listing.parse_filters(
+        filters = list_filters.parse_filters(
             current_account(), {"limit": "4", "cursor": page.next_cursor}
         )
     assert seen == sorted(mine + free, reverse=True)
@@ -548,9 +548,9 @@ def test_bad_filter_values_are_named_next_to_the_filter(
 
 
 def test_limit_is_clamped(world):
-    filters = listing.parse_filters(current_account(), {"limit": "100000"})
-    assert filters.limit == listing.MAX_LIMIT
-    assert listing.parse_filters(current_account(), {"limit": "0"}).limit == 1
+    filters = list_filters.parse_filters(current_account(), {"limit": "100000"})
+    assert filters.limit == list_filters.MAX_LIMIT
+    assert list_filters.parse_filters(current_account(), {"limit": "0"}).limit == 1
 
 
 # --- Rows -----------------------------------------------------------------------
@@ -627,18 +627,26 @@ def test_page_loads_counts_lazily(client, auth, world):
 def test_counting_stops_at_the_cap(world):
     for _ in range(4):
         factories.make_contact(world.a1)
-    filters = listing.parse_filters(current_account(), {"owner": "me"})
-    assert listing.capped_count(world.a1, filters, cap=3) == listing.Count(3, True)
-    assert listing.capped_count(world.a1, filters, cap=5) == listing.Count(5, False)
-    everything = listing.parse_filters(current_account(), {})
+    filters = list_filters.parse_filters(current_account(), {"owner": "me"})
+    assert quick_views.capped_count(world.a1, filters, cap=3) == quick_views.Count(
+        3, True
+    )
+    assert quick_views.capped_count(world.a1, filters, cap=5) == quick_views.Count(
+        5, False
+    )
+    everything = list_filters.parse_filters(current_account(), {})
     # Mine (5) plus the unassigned one, counted across both branches.
-    assert listing.capped_count(world.a1, everything, cap=5) == listing.Count(5, True)
-    assert listing.capped_count(world.a1, everything, cap=6) == listing.Count(6, False)
+    assert quick_views.capped_count(world.a1, everything, cap=5) == quick_views.Count(
+        5, True
+    )
+    assert quick_views.capped_count(world.a1, everything, cap=6) == quick_views.Count(
+        6, False
+    )
 
 
 def test_capped_counts_read_as_cap_plus(client, auth, world, monkeypatch):
     # The cap is a constant of the module; a small one keeps the test fast.
-    monkeypatch.setattr(listing, "COUNT_CAP", 2)
+    monkeypatch.setattr(quick_views, "COUNT_CAP", 2)
     auth.login(world.admin)
     body = client.hx_get("/contacts/counts").get_data(as_text=True)
     assert count_of(body, "all") == "2+"

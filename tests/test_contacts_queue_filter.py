@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select, text, update
 
-from portal.contacts import listing
+from portal.contacts import list_filters, pages
 from portal.extensions import db
 from portal.models import Lead
 from portal.settings.service import current_account
@@ -114,13 +114,13 @@ def test_a_restricted_agent_gets_no_queue_even_with_the_parameter(client, auth, 
     # Not even a bad value is looked at.
     assert client.hx_get("/contacts?lead=bogus").status_code == 200
     # The service ignores it too for such a viewer.
-    filters = listing.parse_filters(current_account(), {"lead": "waiting"}, world.a1)
+    filters = list_filters.parse_filters(
+        current_account(), {"lead": "waiting"}, world.a1
+    )
     assert filters.lead == ""
     # ... and a parameter slipped past the parse changes nothing either.
-    forced = listing.ContactFilters(lead="waiting")
-    assert {c.id for c in listing.list_contacts(world.a1, forced).contacts} == set(
-        plain
-    )
+    forced = list_filters.ContactFilters(lead="waiting")
+    assert {c.id for c in pages.list_contacts(world.a1, forced).contacts} == set(plain)
 
 
 def test_only_assigners_are_offered_the_filter_and_the_quick_view(client, auth, world):
@@ -229,8 +229,8 @@ def test_the_queue_query_reads_the_lead_state_index(ctx):
     """The queued leads come from ix_lead_state, not a scan of all leads."""
     admin = factories.make_user("admin")
     factories.make_lead(factories.make_contact(unassigned=True))
-    filters = listing.ContactFilters(lead="waiting")
-    query = listing.page_plan(admin, filters, None, 50).selects[0]
+    filters = list_filters.ContactFilters(lead="waiting")
+    query = pages.page_plan(admin, filters, None, 50).selects[0]
     dialect = db.engine.dialect.name
     compiled = query.compile(
         dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.contacts import service
+from portal.contacts import assignment, cleaning, matching, scope, service
 from portal.contacts.scope import visible_clause
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.extensions import db
@@ -47,7 +47,7 @@ def test_bad_contact_fields_are_named_and_nothing_is_written(
     ctx, field, value, message
 ):
     agent = factories.make_user("attendant")
-    data = service.ContactInput(name="Ana", phone="+55 11 91234-5678")
+    data = cleaning.ContactInput(name="Ana", phone="+55 11 91234-5678")
     setattr(data, field, value)
     with pytest.raises(ValidationError) as caught:
         service.create_contact(current_account(), agent, data)
@@ -58,13 +58,15 @@ def test_bad_contact_fields_are_named_and_nothing_is_written(
 def test_a_contact_needs_a_phone_or_an_email(ctx):
     agent = factories.make_user("attendant")
     with pytest.raises(ValidationError) as caught:
-        service.create_contact(current_account(), agent, service.ContactInput(name="A"))
+        service.create_contact(
+            current_account(), agent, cleaning.ContactInput(name="A")
+        )
     assert "phone" in caught.value.fields
 
 
 def test_unknown_department_or_campaign_is_refused(ctx):
     agent = factories.make_user("attendant")
-    data = service.ContactInput(name="A", email="a@x.io", department_id=999)
+    data = cleaning.ContactInput(name="A", email="a@x.io", department_id=999)
     with pytest.raises(ValidationError) as caught:
         service.create_contact(current_account(), agent, data)
     assert "department" in caught.value.fields
@@ -73,9 +75,9 @@ def test_unknown_department_or_campaign_is_refused(ctx):
 def test_matches_are_found_by_normalised_phone_and_email(ctx):
     factories.make_contact(phone="+55 (11) 91234-5678", email="Ana@Example.com")
     account = current_account()
-    assert service.find_matches(account, "+5511912345678", None)
-    assert service.find_matches(account, None, "ana@example.com")
-    assert not service.find_matches(account, "+5511900000000", "x@y.z")
+    assert matching.find_matches(account, "+5511912345678", None)
+    assert matching.find_matches(account, None, "ana@example.com")
+    assert not matching.find_matches(account, "+5511900000000", "x@y.z")
 
 
 def test_restricted_agent_sees_own_and_claimable_only(ctx):
@@ -89,7 +91,7 @@ def test_restricted_agent_sees_own_and_claimable_only(ctx):
     factories.add_to_campaign(me, "bf")
     assert visible_ids(me) == {mine.id, free.id, campaign_free.id}
     with pytest.raises(NotFound):
-        service.get_visible(me, theirs.id)
+        scope.get_visible(me, theirs.id)
 
 
 def test_coordinator_sees_their_teams_and_the_queue(ctx):
@@ -126,9 +128,9 @@ def test_agent_claims_unassigned_then_second_claim_conflicts(ctx, run_jobs):
     first = factories.make_user("attendant", name="First Agent")
     second = factories.make_user("attendant")
     contact = factories.make_contact(unassigned=True)
-    service.assign(first, contact.id)
+    assignment.assign(first, contact.id)
     with pytest.raises(Conflict) as caught:
-        service.assign(second, contact.id)
+        assignment.assign(second, contact.id)
     assert "Already taken by First Agent" in str(caught.value)
     assert db.session.get(Contact, contact.id).owner_id == first.id
     logs = db.session.scalars(
@@ -141,9 +143,9 @@ def test_agent_cannot_claim_a_campaign_contact_outside_their_campaigns(ctx):
     agent = factories.make_user("attendant")
     contact = factories.make_contact(unassigned=True, campaign="vip")
     with pytest.raises(NotFound):
-        service.assign(agent, contact.id)
+        assignment.assign(agent, contact.id)
     factories.add_to_campaign(agent, "vip")
-    assert service.assign(agent, contact.id).owner_id == agent.id
+    assert assignment.assign(agent, contact.id).owner_id == agent.id
 
 
 def test_agents_assign_only_to_themselves(ctx):
@@ -151,7 +153,7 @@ def test_agents_assign_only_to_themselves(ctx):
     colleague = factories.make_user("attendant")
     contact = factories.make_contact(unassigned=True)
     with pytest.raises(Forbidden):
-        service.assign(agent, contact.id, colleague.id)
+        assignment.assign(agent, contact.id, colleague.id)
 
 
 def test_coordinator_assigns_within_scope_only(ctx, run_jobs):
@@ -160,8 +162,8 @@ def test_coordinator_assigns_within_scope_only(ctx, run_jobs):
     outsider = factories.make_user("attendant", teams=["south"])
     contact = factories.make_contact(unassigned=True)
     with pytest.raises(Forbidden):
-        service.assign(coordinator, contact.id, outsider.id)
-    assigned = service.assign(coordinator, contact.id, member.id)
+        assignment.assign(coordinator, contact.id, outsider.id)
+    assigned = assignment.assign(coordinator, contact.id, member.id)
     assert assigned.owner_id == member.id
     assert run_jobs() == 1
     (note,) = db.session.scalars(db.select(Notification)).all()
@@ -174,7 +176,7 @@ def test_notification_job_run_twice_notifies_once(ctx, run_jobs):
     admin = factories.make_user("admin")
     agent = factories.make_user("attendant")
     contact = factories.make_contact(unassigned=True)
-    service.assign(admin, contact.id, agent.id)
+    assignment.assign(admin, contact.id, agent.id)
     log_id = db.session.scalar(db.select(db.func.max(AssignmentLog.id)))
     enqueue("jobs.notifications.notify_assignment", log_id)
     assert run_jobs() == 2
@@ -186,7 +188,7 @@ def test_reassignment_is_logged_with_from_and_by(ctx):
     a = factories.make_user("attendant")
     b = factories.make_user("attendant")
     contact = factories.make_contact(a)
-    service.assign(admin, contact.id, b.id)
+    assignment.assign(admin, contact.id, b.id)
     last = db.session.scalars(
         db.select(AssignmentLog).order_by(AssignmentLog.id.desc())
     ).first()
@@ -202,7 +204,7 @@ def test_bulk_assign_reports_each_contact(ctx):
     manager = factories.make_user("admin")
     agent = factories.make_user("attendant")
     free = [factories.make_contact(unassigned=True) for _ in range(3)]
-    result = service.bulk_assign(manager, [c.id for c in free] + [999999], agent.id)
+    result = assignment.bulk_assign(manager, [c.id for c in free] + [999999], agent.id)
     assert sorted(result.assigned) == sorted(c.id for c in free)
     assert list(result.failed) == [999999]
 
@@ -210,7 +212,7 @@ def test_bulk_assign_reports_each_contact(ctx):
 def test_owner_first_note_marks_attended_and_measures_first_response(ctx):
     agent = factories.make_user("attendant")
     contact = factories.make_contact(unassigned=True)
-    service.assign(agent, contact.id)
+    assignment.assign(agent, contact.id)
     service.add_history(agent, contact.id, "note", "Called, will visit Friday")
     contact = db.session.get(Contact, contact.id)
     assert contact.status == "in_progress"

@@ -14,7 +14,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from portal.contacts.service import add_history, assign, update_contact
+from portal.contacts.assignment import assign
+from portal.contacts.service import add_history, update_contact
 from portal.errors import Conflict, NotFound
 from portal.extensions import db
 from portal.models import (
@@ -531,7 +532,7 @@ def test_a_note_by_a_later_owner_does_not_attend_the_lead_for_the_accepting_one(
 
 
 def test_an_edit_by_the_accepting_agent_marks_the_lead_attended(ctx):
-    from portal.contacts.service import ContactInput
+    from portal.contacts.cleaning import ContactInput
 
     enable_roulette()
     solo = agent()

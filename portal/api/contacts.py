@@ -1,7 +1,7 @@
 """Contacts for integrations: every contact of the key's account, in id
 order, one keyset page at a time (`GET /api/v1/contacts`).
 
-The cursor is the contact list's signed cursor (`portal.contacts.listing`)
+The cursor is the contact list's signed cursor (`portal.contacts.cursor`)
 with its own sort name, so a cursor of the web list is refused here and a
 hand-edited one answers 400.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal.contacts.listing import Cursor, decode_cursor, encode_cursor
+from portal.contacts.cursor import Cursor, decode_cursor, encode_cursor
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.leads.service import MAX_ID, iso

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from flask_babel import gettext as _
 
-from portal.contacts.listing import BadCursor
+from portal.contacts.cursor import BadCursor
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 
 

@@ -2,7 +2,7 @@
 
 Streamed: rows are read in keyset chunks and written as they come, so a
 million-row export holds one chunk in memory. Visibility is the list's
-(listing.page_plan always applies scope.visible_clause). Cells a
+(pages.page_plan always applies scope.visible_clause). Cells a
 spreadsheet would run as a formula are neutralised with a leading quote.
 """
 
@@ -17,7 +17,7 @@ from flask import Response, stream_with_context
 from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 
-from portal.contacts import listing
+from portal.contacts import list_filters, pages
 from portal.models import Campaign, Contact, Department, User
 
 COLUMNS = (
@@ -86,14 +86,14 @@ def _export_columns(query: Select) -> Select:
 
 
 def csv_chunks(
-    user: User, filters: listing.ContactFilters, chunk: int = CHUNK
+    user: User, filters: list_filters.ContactFilters, chunk: int = CHUNK
 ) -> Iterator[str]:
     """The CSV text, BOM and header first, then one piece per `chunk` rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     yield BOM + buffer.getvalue()
-    for rows in listing.iter_rows(user, filters, _export_columns, chunk):
+    for rows in pages.iter_rows(user, filters, _export_columns, chunk):
         buffer.seek(0)
         buffer.truncate()
         for row in rows:
@@ -115,7 +115,7 @@ def csv_chunks(
         yield buffer.getvalue()
 
 
-def csv_response(user: User, filters: listing.ContactFilters) -> Response:
+def csv_response(user: User, filters: list_filters.ContactFilters) -> Response:
     """A streamed CSV download named after today's date."""
     filename = f"contacts-{date.today().isoformat()}.csv"
     response = Response(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from portal.contacts.service import MAX_TAGS, ContactInput
+from portal.contacts.cleaning import MAX_TAGS, ContactInput
 from portal.models import Contact, ContactStatus
 
 # What a person may set by hand; "new" and "assigned" follow from ownership.
@@ -32,7 +32,9 @@ MAX_CUSTOM_FIELDS = 50
 TEXT_FIELDS = ("name", "phone", "email", "tags")
 
 
-def _optional_id(form: Mapping[str, str], name: str, errors: dict[str, str]):
+def _optional_id(
+    form: Mapping[str, str], name: str, errors: dict[str, str]
+) -> int | None:
     raw = (form.get(name) or "").strip()
     if not raw:
         return None

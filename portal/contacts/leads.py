@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from portal.contacts.service import get_visible
+from portal.contacts.scope import get_visible
 from portal.extensions import db
 from portal.models import Account, Campaign, Contact, Department, Lead, Offer, User
-from portal.roulette.pool import REASON_LABELS, SKIP_LABELS
 
 # Who may see the roulette's reasoning about other agents.
 ROUTING_PERMISSION = "contacts.assign"
@@ -37,9 +36,24 @@ OFFER_STATE_LABELS = {
     "expired": _l("No answer in time"),
     "cancelled": _l("Withdrawn"),
 }
-# Every reason a candidate list can hold: the roulette's skip reasons, and
-# "later", an agent who could take the lead but whose turn had not come.
-CANDIDATE_LABELS = {**SKIP_LABELS, "later": _l("eligible, not their turn yet")}
+# The reasons the roulette stores in an offer (its candidate list and why
+# the chosen one was asked), keyed by their stored form: contacts show what
+# the roulette wrote without importing it.
+CANDIDATE_LABELS = {
+    "chosen": _l("chosen"),
+    "offline": _l("offline"),
+    "paused": _l("not available"),
+    "busy": _l("answering another offer"),
+    "capacity": _l("at the cap of open leads"),
+    "hours": _l("outside working hours"),
+    "declined": _l("already declined this lead"),
+    # Could take the lead, but their turn had not come.
+    "later": _l("eligible, not their turn yet"),
+}
+REASON_LABELS = {
+    "owner": _l("the contact's owner"),
+    "turn": _l("longest wait since an offer"),
+}
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -120,7 +134,7 @@ def shows_routing(viewer: User) -> bool:
     return viewer.can(ROUTING_PERMISSION)
 
 
-def _names(model, ids: set[int]) -> dict[int, str]:
+def _names(model: type[User] | type[Department], ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = db.session.execute(select(model.id, model.name).where(model.id.in_(ids)))

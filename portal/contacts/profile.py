@@ -9,10 +9,10 @@ without htmx render the whole page or redirect back to it (303).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from flask import (
-    Blueprint,
     abort,
     flash,
     make_response,
@@ -20,22 +20,25 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime, format_timedelta
+from flask.typing import ResponseReturnValue
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from portal.auth.access import require
-from portal.contacts import forms, service
+from portal.contacts import forms, matching, scope, service
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.leads import contact_leads
-from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
+from portal.contacts.views import (
+    VIEW_PERMISSIONS,
+    assignable_users,
+    bp,
+    current_viewer,
+)
 from portal.errors import Forbidden, NotFound, ValidationError
-from portal.models import Contact, HistoryEntry, User
-from portal.rendering import render
+from portal.models import Contact, HistoryEntry
+from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
-
-bp = Blueprint("contact", __name__)
 
 PAGE = "contacts/profile.html"
 NEW_PAGE = "contacts/new.html"
@@ -58,22 +61,14 @@ KIND_LABELS = {
 }
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @bp.context_processor
 def profile_context() -> dict:
+    # `when` and `iso` come from the list's context processor (views.py).
     return {
         "status_label": lambda key: STATUS_LABELS.get(key, key or ""),
         "origin_label": lambda key: ORIGIN_LABELS.get(key, key or ""),
         "how_label": lambda key: HOW_LABELS.get(key, key or ""),
         "kind_label": lambda key: KIND_LABELS.get(key, key or ""),
-        "when": lambda moment: (
-            format_datetime(_aware(moment), "short") if moment else ""
-        ),
-        "iso": lambda moment: _aware(moment).isoformat() if moment else "",
         "duration": lambda seconds: format_timedelta(
             timedelta(seconds=seconds or 0), threshold=1.5, add_direction=False
         ),
@@ -82,25 +77,15 @@ def profile_context() -> dict:
     }
 
 
-def _fragment_wanted() -> bool:
-    """An htmx swap wants a fragment; a boosted or history load wants the page."""
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-
-
-def _viewer() -> User:
-    return current_user._get_current_object()
-
-
 def _visible_or_404(contact_id: int) -> Contact:
     try:
-        return service.get_visible(_viewer(), contact_id)
+        return scope.get_visible(current_viewer(), contact_id)
     except NotFound:
         abort(404)
 
 
 def _changeable_or_403(contact: Contact) -> None:
-    if not service.may_change(_viewer(), contact):
+    if not service.may_change(current_viewer(), contact):
         abort(403)
 
 
@@ -109,11 +94,11 @@ def _before_arg(name: str = "before") -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
-def _context(contact: Contact, **overrides) -> dict:
+def _context(contact: Contact, **overrides: Any) -> dict[str, Any]:
     """Everything the profile page's blocks read, with form state at rest."""
     context = {
         "contact": contact,
-        "may_change": service.may_change(_viewer(), contact),
+        "may_change": service.may_change(current_viewer(), contact),
         "editing": False,
         "details_values": forms.values_for_contact(contact),
         "details_errors": {},
@@ -128,61 +113,63 @@ def _context(contact: Contact, **overrides) -> dict:
     return context
 
 
-def _page(contact: Contact, status: int = 200, **overrides):
+def _page(contact: Contact, status: int = 200, **overrides: Any) -> ResponseReturnValue:
     """The whole profile page (no-JavaScript forms land here too)."""
     context = _context(contact, **overrides)
-    context["page"] = service.timeline(_viewer(), contact.id, _before_arg())
-    context["assignees"] = assignable_users(_viewer())
+    context["page"] = service.timeline(current_viewer(), contact.id, _before_arg())
+    context["assignees"] = assignable_users(current_viewer())
     return render(PAGE, **context), status
 
 
-def _back_to_profile(contact_id: int):
-    return redirect(url_for("contact.show", contact_id=contact_id), code=303)
+def _back_to_profile(contact_id: int) -> ResponseReturnValue:
+    return redirect(url_for("contacts.show", contact_id=contact_id), code=303)
 
 
 def _latest_entry(contact_id: int) -> HistoryEntry | None:
-    page = service.timeline(_viewer(), contact_id, limit=1)
+    page = service.timeline(current_viewer(), contact_id, limit=1)
     return page.entries[0] if page.entries else None
 
 
-def _invalid(contact, block: str, overrides: dict):
+def _invalid(
+    contact: Contact, block: str, overrides: dict[str, Any]
+) -> ResponseReturnValue:
     """422: the form's block for htmx, else the whole profile, each showing
     the errors and what was typed (in `overrides`)."""
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(PAGE, block, **_context(contact, **overrides)), 422
     return _page(contact, 422, **overrides)
 
 
 @bp.get("/contacts/<int:contact_id>")
 @require(*VIEW_PERMISSIONS)
-def show(contact_id: int):
+def show(contact_id: int) -> ResponseReturnValue:
     return _page(_visible_or_404(contact_id))
 
 
 @bp.get("/contacts/<int:contact_id>/timeline")
 @require(*VIEW_PERMISSIONS)
-def timeline(contact_id: int):
+def timeline(contact_id: int) -> ResponseReturnValue:
     """Older entries (`before`) for the "older" link, or the first page with
     a fresh status block after the owner changed."""
     contact = _visible_or_404(contact_id)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _page(contact)
     before = _before_arg()
-    page = service.timeline(_viewer(), contact.id, before)
+    page = service.timeline(current_viewer(), contact.id, before)
     block = "entries" if before else "timeline_refresh"
     return render(PAGE, block, page=page, **_context(contact))
 
 
 @bp.post("/contacts/<int:contact_id>/history")
 @require(*VIEW_PERMISSIONS)
-def add_history(contact_id: int):
+def add_history(contact_id: int) -> ResponseReturnValue:
     """A note or call; htmx gets a fresh form, the entry to prepend, and the
     status block when this attended the contact."""
     contact = _visible_or_404(contact_id)
     status_before = contact.status
     kind, body = forms.history_from_form(request.form)
     try:
-        entry = service.add_history(_viewer(), contact.id, kind, body)
+        entry = service.add_history(current_viewer(), contact.id, kind, body)
     except NotFound:
         abort(404)
     except ValidationError as exc:
@@ -191,7 +178,7 @@ def add_history(contact_id: int):
             "history_errors": exc.fields,
         }
         return _invalid(contact, "history_form", overrides)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     return render(
         PAGE,
@@ -204,7 +191,7 @@ def add_history(contact_id: int):
 
 @bp.post("/contacts/<int:contact_id>/status")
 @require(*VIEW_PERMISSIONS)
-def change_status(contact_id: int):
+def change_status(contact_id: int) -> ResponseReturnValue:
     """Won and lost need a reason; htmx gets the status block and the new
     timeline entry."""
     contact = _visible_or_404(contact_id)
@@ -214,7 +201,7 @@ def change_status(contact_id: int):
     try:
         if errors:
             raise ValidationError(errors)
-        service.set_status(_viewer(), contact.id, status, reason)
+        service.set_status(current_viewer(), contact.id, status, reason)
     except NotFound:
         abort(404)
     except Forbidden:
@@ -225,7 +212,7 @@ def change_status(contact_id: int):
             "status_errors": exc.fields,
         }
         return _invalid(contact, "status", overrides)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     changed = contact.status != status_before
     return render(
@@ -238,28 +225,28 @@ def change_status(contact_id: int):
 
 @bp.get("/contacts/<int:contact_id>/details")
 @require(*VIEW_PERMISSIONS)
-def details(contact_id: int):
+def details(contact_id: int) -> ResponseReturnValue:
     """The details block at rest (the edit form's "Cancel")."""
     contact = _visible_or_404(contact_id)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     return render(PAGE, "details", **_context(contact))
 
 
 @bp.get("/contacts/<int:contact_id>/edit")
 @require(*VIEW_PERMISSIONS)
-def edit(contact_id: int):
+def edit(contact_id: int) -> ResponseReturnValue:
     """The details block as a form (the whole page without htmx)."""
     contact = _visible_or_404(contact_id)
     _changeable_or_403(contact)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(PAGE, "details", **_context(contact, editing=True))
     return _page(contact, editing=True)
 
 
 @bp.post("/contacts/<int:contact_id>/edit")
 @require(*VIEW_PERMISSIONS)
-def update(contact_id: int):
+def update(contact_id: int) -> ResponseReturnValue:
     """Save the details; htmx gets the details block, the new timeline entry,
     the heading, and the status block when this attended the contact."""
     contact = _visible_or_404(contact_id)
@@ -269,7 +256,7 @@ def update(contact_id: int):
     try:
         if errors:
             raise ValidationError(errors)
-        service.update_contact(_viewer(), contact.id, data)
+        service.update_contact(current_viewer(), contact.id, data)
     except NotFound:
         abort(404)
     except Forbidden:
@@ -281,7 +268,7 @@ def update(contact_id: int):
             "details_errors": exc.fields,
         }
         return _invalid(contact, "details", overrides)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _back_to_profile(contact.id)
     return render(
         PAGE,
@@ -294,7 +281,7 @@ def update(contact_id: int):
 
 @bp.get("/contacts/<int:contact_id>/leads")
 @require(*VIEW_PERMISSIONS)
-def leads(contact_id: int):
+def leads(contact_id: int) -> ResponseReturnValue:
     """The Leads section (loaded after the page, and again when the owner
     changes), or its older leads (`leads_before`, apart from the timeline's
     `before`); without htmx, the whole profile with the section filled in.
@@ -302,10 +289,10 @@ def leads(contact_id: int):
     fragment."""
     before = _before_arg("leads_before")
     try:
-        page = contact_leads(_viewer(), contact_id, before)
+        page = contact_leads(current_viewer(), contact_id, before)
     except NotFound:
         abort(404)
-    if not _fragment_wanted():
+    if not fragment_wanted():
         return _page(page.contact, leads=page)
     block = "lead_items" if before else "leads"
     return render(PAGE, block, leads=page, **_context(page.contact))
@@ -314,16 +301,16 @@ def leads(contact_id: int):
 # --- Creation ---
 
 
-def _new_context(**overrides) -> dict:
-    viewer = _viewer()
+def _new_context(**overrides: Any) -> dict[str, Any]:
+    viewer = current_viewer()
     context = {
         "choices": service.form_choices(current_account()),
         # Only those who assign pick an owner; the others own what they
         # create (or, without contact access, leave it for a manager).
-        "owners": [u for u in assignable_users(viewer) if service.may_own(u)]
+        "owners": [u for u in assignable_users(viewer) if scope.may_own(u)]
         if viewer.can("contacts.assign")
         else None,
-        "creator_may_own": service.may_own(viewer),
+        "creator_may_own": scope.may_own(viewer),
         "values": forms.empty_values(),
         "errors": {},
         "matches": [],
@@ -335,16 +322,16 @@ def _new_context(**overrides) -> dict:
 
 @bp.get("/contacts/new")
 @require("contacts.create")
-def new():
+def new() -> ResponseReturnValue:
     return render(NEW_PAGE, **_new_context())
 
 
 @bp.post("/contacts/new")
 @require("contacts.create")
-def create():
+def create() -> ResponseReturnValue:
     """Create after the match check. A known phone or email re-renders the
     form (422) with the matches and a "create anyway" box to tick."""
-    viewer = _viewer()
+    viewer = current_viewer()
     data, errors = forms.contact_input_from_form(
         request.form, with_owner=viewer.can("contacts.assign")
     )
@@ -357,10 +344,10 @@ def create():
         )
     except ValidationError as exc:
         return _create_refused(errors=exc.fields)
-    except service.PossibleDuplicate as exc:
+    except matching.PossibleDuplicate as exc:
         return _create_refused(matches=exc.matches, confirm_needed=True)
     try:
-        service.get_visible(viewer, contact.id)
+        scope.get_visible(viewer, contact.id)
     except NotFound:
         # Reception creates without owning: the contact waits for a manager
         # and is not theirs to open. Back to an empty form for the next one.
@@ -368,33 +355,33 @@ def create():
             _("%(name)s was saved and waits for an owner.", name=contact.name),
             "success",
         )
-        target = url_for("contact.new")
+        target = url_for("contacts.new")
     else:
         flash(_("%(name)s was saved.", name=contact.name), "success")
-        target = url_for("contact.show", contact_id=contact.id)
-    if _fragment_wanted():
+        target = url_for("contacts.show", contact_id=contact.id)
+    if fragment_wanted():
         response = make_response("", 200)
         response.headers["HX-Redirect"] = target
         return response
     return redirect(target, code=303)
 
 
-def _create_refused(**overrides):
+def _create_refused(**overrides: Any) -> ResponseReturnValue:
     context = _new_context(values=forms.values_from_form(request.form), **overrides)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(NEW_PAGE, "form", **context), 422
     return render(NEW_PAGE, **context), 422
 
 
 @bp.get("/contacts/matches")
 @require("contacts.create")
-def matches():
+def matches() -> ResponseReturnValue:
     """Existing contacts with the phone or email being typed: name and link
     when the viewer may see them, otherwise only whom to ask."""
     phone = request.args.get("phone", "")[:100]
     email = request.args.get("email", "")[:300]
-    found = service.match_check(_viewer(), phone, email)
-    if _fragment_wanted():
+    found = matching.match_check(current_viewer(), phone, email)
+    if fragment_wanted():
         return render(NEW_PAGE, "matches", matches=found)
     values = forms.empty_values() | {"phone": phone, "email": email}
     return render(NEW_PAGE, **_new_context(values=values, matches=found))

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from portal.contacts import listing
+from portal.contacts import list_filters
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, SavedFilter, User
@@ -38,7 +38,7 @@ def canonical_query(account: Account, query: str) -> str:
     args = MultiDict(parse_qsl((query or "").lstrip("?"), keep_blank_values=True))
     args.pop("cursor", None)
     try:
-        filters = listing.parse_filters(account, args)
+        filters = list_filters.parse_filters(account, args)
     except ValidationError:
         raise ValidationError(
             {"name": _("Fix the filters before saving this view.")}

@@ -6,13 +6,15 @@ exports, API): a contact outside the viewer's scope does not exist for them.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 
+from portal.errors import NotFound
+from portal.extensions import db
 from portal.models import Contact, TeamMember, UnitMember, User, UserStatus
 from portal.models.contact import campaign_member
 
 
-def led_member_ids(user: User):
+def led_member_ids(user: User) -> Select:
     """A select of ids of users in the teams this user coordinates and the
     units they manage (including the user)."""
     led_teams = select(TeamMember.team_id).where(
@@ -77,3 +79,25 @@ def assignable_users_clause(user: User) -> ColumnElement[bool]:
     if user.can("contacts.view_all"):
         return and_(active, true())
     return and_(active, User.id.in_(led_member_ids(user)))
+
+
+def may_own(user: User) -> bool:
+    """Whether `user` may be a contact's owner (an active user who sees
+    contacts)."""
+    return user.is_active and (
+        user.can("contacts.view_own") or user.can("contacts.view_all")
+    )
+
+
+def get_visible(user: User, contact_id: int | str) -> Contact:
+    """The contact if `user` may see it; raises NotFound otherwise."""
+    try:
+        contact_id = int(contact_id)
+    except (TypeError, ValueError):
+        raise NotFound() from None
+    contact = db.session.scalar(
+        select(Contact).where(Contact.id == contact_id, visible_clause(user))
+    )
+    if contact is None:
+        raise NotFound()
+    return contact

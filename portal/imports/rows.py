@@ -18,8 +18,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.contacts import normalize
+from portal.contacts.cleaning import MAX_TAGS, ContactInput, clean_contact
 from portal.contacts.scope import assignable_users_clause, visible_clause
-from portal.contacts.service import MAX_TAGS, ContactInput, clean_contact
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.imports.csvfile import Record

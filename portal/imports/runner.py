@@ -20,6 +20,13 @@ from itertools import islice
 from flask_babel import force_locale
 from sqlalchemy import select, text, update
 
+from portal.contacts.ownership import (
+    HandedOver,
+    OwnerChange,
+    announce,
+    hand_over,
+    record_owners,
+)
 from portal.extensions import db
 from portal.imports import csvfile
 from portal.imports.rows import Action, RowChecker, RowPlan, insert_values
@@ -33,7 +40,6 @@ from portal.imports.service import (
 from portal.models import (
     Account,
     AssignmentHow,
-    AssignmentLog,
     Contact,
     ContactImport,
     HistoryEntry,
@@ -50,7 +56,9 @@ RUNNABLE = (ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.FAILED)
 Progress = Callable[[ContactImport], None]
 
 
-def run_import(import_id: int, on_progress: Progress | None = None):
+def run_import(
+    import_id: int, on_progress: Progress | None = None
+) -> ContactImport | None:
     """Import the file of `import_id` from where the last run stopped.
 
     Returns the import, or None when there is no such import. Does nothing
@@ -112,7 +120,7 @@ def _run(imp: ContactImport, importer: User, on_progress: Progress | None) -> No
         while batch := list(islice(records, BATCH_SIZE)):
             plans = checker.plan(batch)
             counts = Counter(plan.action for plan in plans)
-            given = _apply(imp, importer, checker, plans, utcnow())
+            handed, given = _apply(imp, plans, utcnow())
             report.add(
                 [
                     (p.line, p.cells, p.error_text)
@@ -131,6 +139,7 @@ def _run(imp: ContactImport, importer: User, on_progress: Progress | None) -> No
                 totals.update(given)
                 imp.assigned = {str(k): v for k, v in totals.items()}
             db.session.commit()
+            announce(handed)
             checker.forget_pending()
             _refresh_statistics(imp.processed // BATCH_SIZE)
             if on_progress:
@@ -158,17 +167,14 @@ def _refresh_statistics(batches_done: int) -> None:
 
 def _apply(
     imp: ContactImport,
-    importer: User,
-    checker: RowChecker,
     plans: list[RowPlan],
     now: datetime,
-) -> Counter:
-    """Write one batch's creations, updates and logs; returns the number of
-    contacts given to each owner."""
-    given: Counter = Counter()
-    logs: list[dict] = []
-    history: list[dict] = []
+) -> tuple[HandedOver, Counter]:
+    """Write one batch's creations, updates and owner changes; returns the
+    hand-overs to announce after the commit and the number of contacts
+    given to each owner."""
     creates = [p for p in plans if p.action == Action.CREATE]
+    created_owned: list[OwnerChange] = []
     if creates:
         rows = [insert_values(plan, imp, now) for plan in creates]
         # A plain executemany: INSERT ... RETURNING of a thousand rows is
@@ -184,55 +190,57 @@ def _apply(
                 contact_id = ids[
                     (plan.values["phone_e164"], plan.values["email_normalized"])
                 ]
-                logs.append(_log(imp, contact_id, None, owner_id, now))
-                history.append(
-                    _assignment_entry(
-                        imp, contact_id, None, checker.owner_names.get(owner_id), now
-                    )
-                )
-                given[owner_id] += 1
+                created_owned.append(OwnerChange(contact_id, None, owner_id))
+    # A new contact's owner came with its INSERT: nobody else could have
+    # changed it, so only its log and timeline entry are left to write.
+    record_owners(
+        imp.account_id,
+        created_owned,
+        by_user_id=imp.user_id,
+        how=AssignmentHow.IMPORT,
+        now=now,
+    )
 
     updates = [p for p in plans if p.action == Action.UPDATE and p.merged_into is None]
-    if updates:
-        names = _names({p.previous_owner_id for p in updates} - {None})
-        rows = []
-        for plan in updates:
-            values = {**plan.values, "id": plan.contact_id, "updated_at": now}
-            owner_id = values.get("owner_id")
-            if owner_id and owner_id != plan.previous_owner_id:
-                values["assigned_at"] = now
-                logs.append(
-                    _log(imp, plan.contact_id, plan.previous_owner_id, owner_id, now)
-                )
-                history.append(
-                    _assignment_entry(
-                        imp,
-                        plan.contact_id,
-                        names.get(plan.previous_owner_id),
-                        checker.owner_names.get(owner_id),
-                        now,
-                    )
-                )
-                given[owner_id] += 1
-            rows.append(values)
-            history.append(
-                {
-                    "account_id": imp.account_id,
-                    "contact_id": plan.contact_id,
-                    "kind": "edit",
-                    "author_id": imp.user_id,
-                    "body": None,
-                    "data": {"how": "import", "import_id": imp.id},
-                    "created_at": now,
-                }
+    changes: list[OwnerChange] = []
+    history: list[dict] = []
+    rows = []
+    for plan in updates:
+        values = {**plan.values, "id": plan.contact_id, "updated_at": now}
+        owner_id = values.pop("owner_id", None)
+        if owner_id and owner_id != plan.previous_owner_id:
+            changes.append(
+                OwnerChange(plan.contact_id, plan.previous_owner_id, owner_id)
             )
+        rows.append(values)
+        history.append(
+            {
+                "account_id": imp.account_id,
+                "contact_id": plan.contact_id,
+                "kind": "edit",
+                "author_id": imp.user_id,
+                "body": None,
+                "data": {"how": "import", "import_id": imp.id},
+                "created_at": now,
+            }
+        )
+    # The owners first: the row's own status (when the file gives one)
+    # is written after the hand-over's "new becomes assigned".
+    handed = hand_over(
+        imp.account_id,
+        changes,
+        by_user_id=imp.user_id,
+        how=AssignmentHow.IMPORT,
+        now=now,
+        notify_each=False,
+    )
+    if rows:
         # Bulk UPDATE by primary key, one executemany per set of columns.
         db.session.execute(update(Contact), rows)
-    if logs:
-        db.session.execute(AssignmentLog.__table__.insert(), logs)
     if history:
         db.session.execute(HistoryEntry.__table__.insert(), history)
-    return given
+    given = Counter(c.to_user_id for c in created_owned + handed.changes)
+    return handed, given
 
 
 def _created_ids(imp: ContactImport, now: datetime) -> dict[tuple, int]:
@@ -251,38 +259,6 @@ def _created_ids(imp: ContactImport, now: datetime) -> dict[tuple, int]:
         )
     )
     return {(r.phone_e164, r.email_normalized): r.id for r in rows}
-
-
-def _log(imp, contact_id, from_id, to_id, now) -> dict:
-    return {
-        "account_id": imp.account_id,
-        "contact_id": contact_id,
-        "from_user_id": from_id,
-        "to_user_id": to_id,
-        "by_user_id": imp.user_id,
-        "how": AssignmentHow.IMPORT,
-        "created_at": now,
-    }
-
-
-def _assignment_entry(imp, contact_id, from_name, to_name, now) -> dict:
-    # The same timeline entry as an assignment by hand writes.
-    return {
-        "account_id": imp.account_id,
-        "contact_id": contact_id,
-        "kind": "assignment",
-        "author_id": imp.user_id,
-        "body": None,
-        "data": {"from": from_name, "to": to_name, "how": str(AssignmentHow.IMPORT)},
-        "created_at": now,
-    }
-
-
-def _names(user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    rows = db.session.execute(select(User.id, User.name).where(User.id.in_(user_ids)))
-    return {row.id: row.name for row in rows}
 
 
 def _notify_owners(imp: ContactImport, importer: User) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import BindParameter, Label
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from portal.contacts import normalize
-from portal.contacts.service import clean_email, unowned_contact_values
+from portal.contacts.cleaning import clean_email, unowned_contact_values
 from portal.database import column_param, prefixed, reads_outside_transaction
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db

@@ -17,14 +17,13 @@ from datetime import datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from portal.contacts.service import log_assignment
+from portal.contacts.ownership import OwnerChange, hand_over
 from portal.errors import Conflict, NotFound
 from portal.extensions import db
 from portal.models import (
     AgentState,
     AssignmentHow,
     Contact,
-    ContactStatus,
     Lead,
     LeadState,
     Offer,
@@ -111,7 +110,6 @@ def accept(user: User, offer_id: int) -> Ended:
         .where(Lead.id == offer.lead_id)
         .execution_options(populate_existing=True)
     ).one()
-    previous = db.session.get(User, contact.owner_id) if contact.owner_id else None
     now = utcnow()
     if not _decide(offer.id, OfferState.ACCEPTED, now):
         db.session.rollback()
@@ -129,34 +127,20 @@ def accept(user: User, offer_id: int) -> Ended:
     )
     if _assigned_by_hand_since(contact, offer, user):
         _withdraw_for_hand_assignment(contact.id)
-    if previous is None or previous.id != user.id:
-        values: dict = {
-            "owner_id": user.id,
-            "assigned_at": now,
-            "last_activity_at": now,
-        }
-        if contact.status == ContactStatus.NEW:
-            values["status"] = ContactStatus.ASSIGNED
-        # Taking a lead is not "attending" it: a new lead of a returning
-        # customer waits for a fresh first response.
-        values["attended_at"] = None
-        values["first_response_seconds"] = None
-        # Guarded on the owner we read: a hand assignment committed since
-        # must not be overwritten (see _assigned_by_hand_since).
-        moved = db.session.execute(
-            update(Contact)
-            .where(
-                Contact.id == contact.id,
-                Contact.owner_id.is_(None)
-                if previous is None
-                else Contact.owner_id == previous.id,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not moved:
-            _withdraw_for_hand_assignment(contact.id)
-        log_assignment(contact, previous, user, user, AssignmentHow.ROULETTE)
+    # Guarded on the owner we read: a hand assignment committed since must
+    # not be overwritten (see _assigned_by_hand_since). Not announced: the
+    # agent took it themself, and the contact's other leads keep routing.
+    handed = hand_over(
+        contact.account_id,
+        [OwnerChange(contact.id, contact.owner_id, user.id)],
+        by_user_id=user.id,
+        how=AssignmentHow.ROULETTE,
+        now=now,
+        notify_each=False,
+        reset_attention=True,
+    )
+    if handed.lost:
+        _withdraw_for_hand_assignment(contact.id)
     ended = _ended(offer, OfferState.ACCEPTED, now, contact, user)
     db.session.commit()
     after_decision(ended)

@@ -19,7 +19,7 @@ import logging
 from sqlalchemy import and_, or_, select, update
 
 from portal.extensions import db
-from portal.models import Lead, LeadState, Offer, OfferState
+from portal.models import AssignmentHow, Lead, LeadState, Offer, OfferState
 from portal.models.base import utcnow
 from portal.roulette import push
 from portal.roulette.placement import unschedule_expiry
@@ -143,3 +143,14 @@ def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
             log.exception("pushing the withdrawal of offer %s failed", offer_id)
         unschedule_expiry(offer_id)
         route_soon(agent_id=offer.agent_id)
+
+
+def withdraw_for_new_owners(
+    sender: object, *, how: AssignmentHow, owners: dict[int, int]
+) -> None:
+    """The roulette's answer to contacts' `owner_changed`: a contact given to
+    someone has its waiting or offered leads made theirs, also when it had an
+    owner (an offline owner's lead goes round the roulette, and a manager may
+    hand the contact to someone else)."""
+    for contact_id, owner_id in owners.items():
+        lead_assigned_by_hand(contact_id, owner_id)

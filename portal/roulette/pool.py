@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from flask_babel import lazy_gettext as _l
 from redis import RedisError
 from sqlalchemy import Row, and_, exists, func, or_, select
 from sqlalchemy.sql.selectable import Select
@@ -46,7 +45,6 @@ from portal.roulette.choice import (
     Plan,
     Pool,
     Roster,
-    Skip,
     aware,
     declined_by,
     evaluate,
@@ -57,21 +55,6 @@ log = logging.getLogger(__name__)
 RECEIVE = "leads.receive"
 # How many waiting leads one free agent looks through at a time.
 SCAN_LIMIT = 20
-
-SKIP_LABELS = {
-    Skip.CHOSEN: _l("chosen"),
-    Skip.OFFLINE: _l("offline"),
-    Skip.PAUSED: _l("not available"),
-    Skip.BUSY: _l("answering another offer"),
-    Skip.CAPACITY: _l("at the cap of open leads"),
-    Skip.HOURS: _l("outside working hours"),
-    Skip.DECLINED: _l("already declined this lead"),
-}
-
-REASON_LABELS = {
-    "owner": _l("the contact's owner"),
-    "turn": _l("longest wait since an offer"),
-}
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 

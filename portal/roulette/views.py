@@ -108,7 +108,7 @@ def accept(offer_id: int) -> ResponseReturnValue:
         abort(404)
     except Conflict as exc:
         return _refused(offer_id, str(exc))
-    contact_url = url_for("contact.show", contact_id=ended.contact_id)
+    contact_url = url_for("contacts.show", contact_id=ended.contact_id)
     if not request.htmx:
         return redirect(contact_url, 303)
     return _ended(ended), 200, {"HX-Redirect": contact_url}

@@ -16,7 +16,7 @@ from flask_wtf.csrf import generate_csrf
 from portal.auth.access import require
 from portal.errors import NotFound, ValidationError
 from portal.models import User
-from portal.rendering import render
+from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
 from portal.users import forms, service
 
@@ -60,12 +60,6 @@ def _row_text() -> dict[str, str]:
     }
 
 
-def _fragment_wanted() -> bool:
-    """An htmx swap wants a fragment; a boosted or history load wants the page."""
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-
-
 def _user_or_404(user_id: int) -> User:
     try:
         return service.get_user(current_account(), user_id)
@@ -84,7 +78,7 @@ def _back_to_list(message: str, category: str = "success"):
 
 def _row_changed(user: User, message: str):
     """The fresh row plus a flash for htmx; a redirect with a flash otherwise."""
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(INDEX, "row_updated", user=user, message=message)
     return _back_to_list(message)
 
@@ -92,7 +86,7 @@ def _row_changed(user: User, message: str):
 def _row_refused(user: User, exc: ValidationError):
     """The row with the reason beside its actions (422), or a flash."""
     message = " ".join(exc.fields.values())
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(INDEX, "row_updated", user=user, row_error=message), 422
     return _back_to_list(message, "error")
 
@@ -103,7 +97,7 @@ def index():
     account = current_account()
     filters = forms.filters_from_args(request.args)
     page = service.list_users(account, filters)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(INDEX, "rows", page=page, filters=filters)
     return render(
         INDEX,
@@ -131,7 +125,7 @@ def create():
             "errors": exc.fields,
             "form_open": True,
         }
-        if _fragment_wanted():
+        if fragment_wanted():
             return render(INDEX, "create_form", **context), 422
         filters = forms.filters_from_args({})
         page = service.list_users(account, filters)
@@ -144,7 +138,7 @@ def create():
         )
     else:
         message = _("%(name)s was added.", name=user.name)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(
             INDEX,
             "created",
@@ -162,7 +156,7 @@ def create():
 @require("users.manage")
 def row(user_id: int):
     user = _user_or_404(user_id)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(INDEX, "row_updated", user=user)
     return redirect(url_for("users.index"), code=303)
 
@@ -177,7 +171,7 @@ def edit(user_id: int):
         "values": forms.values_for_user(user),
         "errors": {},
     }
-    return render(ROW_EDIT if _fragment_wanted() else EDIT_PAGE, **context)
+    return render(ROW_EDIT if fragment_wanted() else EDIT_PAGE, **context)
 
 
 @bp.post("/users/<int:user_id>")
@@ -197,7 +191,7 @@ def update(user_id: int):
             "values": forms.values_from_form(request.form),
             "errors": exc.fields,
         }
-        return render(ROW_EDIT if _fragment_wanted() else EDIT_PAGE, **context), 422
+        return render(ROW_EDIT if fragment_wanted() else EDIT_PAGE, **context), 422
     return _row_changed(user, _("%(name)s was saved.", name=user.name))
 
 
@@ -248,6 +242,6 @@ def activation_link(user_id: int):
         link = service.current_activation_link(user)
     except NotFound:
         abort(404)
-    if _fragment_wanted():
+    if fragment_wanted():
         return render(INDEX, "row_updated", user=user, activation_link=link)
     return render("users/activation_link.html", user=user, activation_link=link)
