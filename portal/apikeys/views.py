@@ -7,8 +7,6 @@ session; that answer is marked no-store.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
@@ -27,18 +25,11 @@ TEMPLATE = "apikeys/index.html"
 PERMISSION = "api_keys.manage"
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @bp.context_processor
 def dates() -> dict:
     return {
-        "when": lambda moment: (
-            format_datetime(_aware(moment), "short") if moment else ""
-        ),
-        "iso": lambda moment: _aware(moment).isoformat() if moment else "",
+        "when": lambda moment: format_datetime(moment, "short") if moment else "",
+        "iso": lambda moment: moment.isoformat() if moment else "",
     }
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from flask_login import UserMixin
 from sqlalchemy import (
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     String,
@@ -17,7 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
-from portal.models.base import AccountScoped, created_at_column
+from portal.models.base import AccountScoped, UTCDateTime, created_at_column
 from portal.models.org import TeamMember, UnitMember, department_member
 
 
@@ -83,8 +82,8 @@ class User(UserMixin, AccountScoped, db.Model):
     # remember-me cookie carrying the old value stops working at once.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     activation_nonce: Mapped[str | None] = mapped_column(String(64))
-    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = created_at_column()
 
     role: Mapped[Role] = relationship(lazy="joined")
