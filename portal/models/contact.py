@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     JSON,
@@ -19,12 +18,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-if TYPE_CHECKING:
-    from portal.models.org import Department
-    from portal.models.user import User
-
 from portal.extensions import db
 from portal.models.base import AccountScoped, UTCDateTime, created_at_column, utcnow
+from portal.models.org import Department
+from portal.models.user import User
 
 
 class ContactStatus(enum.StrEnum):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.extensions import db
 from portal.models.base import AccountScoped, UTCDateTime, created_at_column
 from portal.models.org import TeamMember, UnitMember, department_member
+from portal.models.permissions import PRESETS_BY_KEY
 
 
 class Role(AccountScoped, db.Model):
@@ -42,8 +43,6 @@ class Role(AccountScoped, db.Model):
     @property
     def display_name(self) -> str:
         """Built-in roles show in the reader's language; custom ones as named."""
-        from portal.auth.permissions import PRESETS_BY_KEY
-
         preset = PRESETS_BY_KEY.get(self.key) if self.builtin else None
         return str(preset.name) if preset else self.name
 

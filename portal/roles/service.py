@@ -14,10 +14,10 @@ from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.auth.permissions import PERMISSION_KEYS, PERMISSIONS, ROLE_PRESETS
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Role, RolePermission, User
+from portal.models.permissions import PERMISSION_KEYS, PERMISSIONS, ROLE_PRESETS
 from portal.org.service import clean_key, clean_name
 
 PERMISSION_ORDER = {p.key: index for index, p in enumerate(PERMISSIONS)}

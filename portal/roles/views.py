@@ -11,9 +11,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.access import require
-from portal.auth.permissions import PERMISSIONS, grouped_permissions
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
+from portal.models.permissions import PERMISSIONS, grouped_permissions
 from portal.rendering import render
 from portal.roles import service
 from portal.settings.service import current_account
