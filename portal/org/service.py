@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 from zoneinfo import available_timezones
 
 from babel.dates import get_day_names
@@ -28,6 +29,9 @@ from portal.models import (
     UserStatus,
 )
 from portal.models.org import department_member
+
+# A row of the structure: the three share account, key and name.
+OrgRow = TypeVar("OrgRow", Team, Unit, Department)
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
@@ -55,7 +59,9 @@ def clean_name(raw: str, field: str = "name", max_length: int = 200) -> str:
     return name
 
 
-def _get_or_create(model, account: Account, key: str, name: str | None):
+def _get_or_create(
+    model: type[OrgRow], account: Account, key: str, name: str | None
+) -> OrgRow:
     key = clean_key(key)
     row = db.session.scalar(
         select(model).where(model.account_id == account.id, model.key == key)
@@ -99,7 +105,9 @@ def unit_membership_kind(role: Role) -> str | None:
     return None
 
 
-def _in_account(model, account: Account, ids: list[int], field: str) -> list:
+def _in_account(
+    model: type[OrgRow], account: Account, ids: list[int], field: str
+) -> list[OrgRow]:
     ids = sorted({int(i) for i in ids})
     if not ids:
         return []
@@ -221,12 +229,17 @@ class DepartmentSummary:
     open_now: bool = True
 
 
-def _matches(row, query: str) -> bool:
+def _matches(row: Team | Unit | Department, query: str) -> bool:
     needle = query.casefold()
     return needle in row.key.casefold() or needle in row.name.casefold()
 
 
-def _rows(model, account: Account, query: str = "", ids: list[int] | None = None):
+def _rows(
+    model: type[OrgRow],
+    account: Account,
+    query: str = "",
+    ids: list[int] | None = None,
+) -> list[OrgRow]:
     """The account's rows of `model` matching `query`, sorted by name.
 
     Filtered in Python: case folding then behaves the same for every language
@@ -239,7 +252,7 @@ def _rows(model, account: Account, query: str = "", ids: list[int] | None = None
     return sorted(rows, key=lambda row: (row.name.casefold(), row.key))
 
 
-def _get(model, account: Account, row_id: int):
+def _get(model: type[OrgRow], account: Account, row_id: int) -> OrgRow:
     row = db.session.get(model, row_id)
     if row is None or row.account_id != account.id:
         raise NotFound()
@@ -331,7 +344,9 @@ def list_departments(
     ]
 
 
-def _create(model, account: Account, key: str, name: str, taken_message: str):
+def _create(
+    model: type[OrgRow], account: Account, key: str, name: str, taken_message: str
+) -> OrgRow:
     errors: dict[str, str] = {}
     try:
         key = clean_key(key)
@@ -375,7 +390,7 @@ def create_department(account: Account, key: str, name: str) -> Department:
     )
 
 
-def _rename(row, name: str):
+def _rename(row: OrgRow, name: str) -> OrgRow:
     row.name = clean_name(name)
     db.session.commit()
     return row
@@ -491,7 +506,7 @@ def delete_department(account: Account, department_id: int) -> str:
     return _delete(summary.department)
 
 
-def _delete(row) -> str:
+def _delete(row: Team | Unit | Department) -> str:
     name = row.name
     db.session.delete(row)
     db.session.commit()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -90,7 +92,13 @@ def clean_email(raw: str) -> str:
     return email
 
 
-def _collect(errors: dict[str, str], fn, *args, **kwargs):
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _collect(
+    errors: dict[str, str], fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T | None:
     try:
         return fn(*args, **kwargs)
     except ValidationError as exc:
@@ -156,7 +164,7 @@ def _apply_flags(user: User, role: Role, data: UserInput) -> None:
         setattr(user, flag, defaults[flag] if explicit is None else explicit)
 
 
-def _save_memberships_and_commit(account: Account, user: User, data: UserInput):
+def _save_memberships_and_commit(account: Account, user: User, data: UserInput) -> None:
     """Memberships, then commit; on any error nothing of the change stays."""
     try:
         org.set_memberships(
@@ -255,7 +263,7 @@ def display_status(user: User) -> str:
     return "active"
 
 
-def _sort_key():
+def _sort_key() -> ColumnElement[str]:
     # Case-insensitive by name, then id so that equal names page stably.
     return func.lower(User.name)
 
@@ -326,10 +334,14 @@ class FormChoices:
     departments: list[Department]
 
 
+# What the user form offers by name.
+Named = TypeVar("Named", Role, Team, Unit, Department)
+
+
 def form_choices(account: Account) -> FormChoices:
     """What the user form offers: roles, teams, units and departments by name."""
 
-    def by_name(model):
+    def by_name(model: type[Named]) -> list[Named]:
         return list(
             db.session.scalars(
                 select(model)
