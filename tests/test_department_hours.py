@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from portal.auth.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Department, Lead
+from portal.models.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.org import hours
 from portal.org import service as org
 from portal.roulette import routing

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, func, select
 
-from portal.auth.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.extensions import db
 from portal.models import Account, Department, Team, TeamMember, Unit, User
+from portal.models.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.org import service as org
 from portal.roles.service import RoleInput, create_role
 from portal.settings.service import current_account, ensure_builtin_roles

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from portal.auth.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Role, RolePermission
+from portal.models.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.roles import service as roles
 from portal.roles.service import RoleInput
 from portal.settings.service import current_account, ensure_builtin_roles

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from portal.auth.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.extensions import db
 from portal.models import Account, Unit
+from portal.models.permissions import PRESETS_BY_KEY, ROLE_PRESETS
 from portal.org import service as org
 from portal.roles.service import RoleInput, create_role
 from portal.settings.service import current_account, settings_dict

@@ -7,11 +7,11 @@ import re
 import pytest
 from sqlalchemy import event, func, select
 
-from portal.auth.permissions import ROLE_PRESETS
 from portal.auth.service import activation_url
 from portal.extensions import db
 from portal.mail import outbox_messages
 from portal.models import Account, UnitMember, User, UserStatus
+from portal.models.permissions import ROLE_PRESETS
 from portal.org import service as org
 from portal.settings.service import current_account, ensure_builtin_roles
 from portal.users.service import PAGE_SIZE, UserInput, create_user

@@ -19,6 +19,7 @@ from portal.api import contacts as contact_listing
 from portal.api import errors
 from portal.api.auth import current_account, require_scope
 from portal.api.errors import ApiError
+from portal.api.openapi import document
 from portal.extensions import db
 from portal.leads import service as leads
 from portal.redis_conn import get_redis
@@ -122,8 +123,6 @@ def list_contacts():
 @bp.get("/openapi.json")
 def openapi():
     """The OpenAPI 3.1 document of this API (no key needed)."""
-    from portal.api.openapi import document
-
     return jsonify(document())
 
 

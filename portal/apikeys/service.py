@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -182,13 +182,6 @@ def authenticate(presented: str) -> tuple[ApiKey, Account] | None:
     return key, account
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands datetimes back naive; they were stored as UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def mark_used(key: ApiKey, now: datetime | None = None) -> bool:
     """Record that the key was used, at most once per USE_RESOLUTION; True
     when this call wrote. Commits only when it writes.
@@ -199,7 +192,7 @@ def mark_used(key: ApiKey, now: datetime | None = None) -> bool:
     changes the row.
     """
     now = now or utcnow()
-    last = _aware(key.last_used_at)
+    last = key.last_used_at
     if last is not None and now - last < USE_RESOLUTION:
         return False
     cutoff = now - USE_RESOLUTION

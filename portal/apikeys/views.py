@@ -7,9 +7,8 @@ session; that answer is marked no-store.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -27,22 +26,15 @@ TEMPLATE = "apikeys/index.html"
 PERMISSION = "api_keys.manage"
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @bp.context_processor
 def dates() -> dict:
     return {
-        "when": lambda moment: (
-            format_datetime(_aware(moment), "short") if moment else ""
-        ),
-        "iso": lambda moment: _aware(moment).isoformat() if moment else "",
+        "when": lambda moment: format_datetime(moment, "short") if moment else "",
+        "iso": lambda moment: moment.isoformat() if moment else "",
     }
 
 
-def _context(account: Account, **context) -> dict:
+def _context(account: Account, **context: object) -> dict:
     context.setdefault("form", {"name": "", "scopes": list(service.SCOPES)})
     context.setdefault("errors", {})
     context.setdefault("new_key", None)
@@ -51,13 +43,13 @@ def _context(account: Account, **context) -> dict:
 
 @bp.get("/api-keys")
 @require(PERMISSION)
-def index():
+def index() -> ResponseReturnValue:
     return render(TEMPLATE, **_context(current_account()))
 
 
 @bp.post("/api-keys")
 @require(PERMISSION)
-def create():
+def create() -> ResponseReturnValue:
     account = current_account()
     form = {
         "name": request.form.get("name", ""),
@@ -83,7 +75,7 @@ def create():
 
 @bp.post("/api-keys/<int:key_id>/revoke")
 @require(PERMISSION)
-def revoke(key_id: int):
+def revoke(key_id: int) -> ResponseReturnValue:
     account = current_account()
     try:
         key = service.revoke_key(account, key_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from portal.cli import commands
+
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import commands
-
     for command in commands.ALL:
         app.cli.add_command(command)

@@ -7,6 +7,7 @@ and exits with status 1 having written nothing.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NoReturn
 
 import click
@@ -14,9 +15,11 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_babel import gettext as _
 
+from portal.apikeys import service as api_keys
 from portal.cli import demo
 from portal.cli.translations import translations_group
-from portal.errors import ValidationError
+from portal.cli.worker import run_worker
+from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.org import service as org
 from portal.settings import service as settings_service
@@ -177,8 +180,6 @@ api_key_group = AppGroup("api-key", help="Create, list or revoke API keys.")
 )
 def api_key_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print it; it is shown only this once."""
-    from portal.apikeys import service as api_keys
-
     account = settings_service.current_account()
     try:
         new = api_keys.create_key(account, name, scopes or tuple(api_keys.SCOPES))
@@ -201,9 +202,8 @@ def api_key_create(name: str, scopes: tuple[str, ...]) -> None:
 @api_key_group.command("list")
 def api_key_list() -> None:
     """Print every key: id, name, prefix, scopes, created, last used, revoked."""
-    from portal.apikeys import service as api_keys
 
-    def moment(value) -> str:
+    def moment(value: datetime | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
     for key in api_keys.list_keys(settings_service.current_account()):
@@ -228,9 +228,6 @@ def api_key_list() -> None:
 @click.argument("key_id", type=int)
 def api_key_revoke(key_id: int) -> None:
     """Revoke a key by id; requests with it answer 401 at once."""
-    from portal.apikeys import service as api_keys
-    from portal.errors import NotFound
-
     try:
         key = api_keys.revoke_key(settings_service.current_account(), key_id)
     except NotFound:
@@ -261,8 +258,6 @@ def print_demo_logins(logins: list[demo.DemoLogin]) -> None:
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker with scheduler on the app's queue (Ctrl-C stops it)."""
-    from portal.cli.worker import run_worker
-
     run_worker(current_app._get_current_object(), burst=burst)  # type: ignore[attr-defined]
 
 

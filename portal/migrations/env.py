@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from flask import current_app
+
+from portal.models.base import UTCDateTime
 
 logger = logging.getLogger("alembic.env")
 config = context.config
@@ -25,6 +28,14 @@ def _metadata():
     return _db().metadata
 
 
+def render_item(kind: str, item: object, autogen_context: AutogenContext) -> str | bool:
+    """Write the UTC column type as the plain type it stores as: a revision
+    then needs no import of the app, and reads the same as the older ones."""
+    if kind == "type" and isinstance(item, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_migrations_offline() -> None:
     url = _db().engine.url.render_as_string(hide_password=False)
     context.configure(url=url, target_metadata=_metadata(), literal_binds=True)
@@ -42,6 +53,7 @@ def run_migrations_online() -> None:
 
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
+    conf_args.setdefault("render_item", render_item)
 
     with _db().engine.connect() as connection:
         context.configure(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -20,12 +18,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-if TYPE_CHECKING:
-    from portal.models.org import Department
-    from portal.models.user import User
-
 from portal.extensions import db
-from portal.models.base import AccountScoped, created_at_column, utcnow
+from portal.models.base import AccountScoped, UTCDateTime, created_at_column, utcnow
+from portal.models.org import Department
+from portal.models.user import User
 
 
 class ContactStatus(enum.StrEnum):
@@ -156,13 +152,11 @@ class Contact(AccountScoped, db.Model):
     )
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+        UTCDateTime, default=utcnow, onupdate=utcnow
     )
-    last_activity_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow
-    )
-    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_response_seconds: Mapped[int | None] = mapped_column(Integer)
 
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
@@ -198,12 +192,12 @@ class Lead(AccountScoped, db.Model):
     # queued | offered | assigned (CONTRACT's lead states)
     state: Mapped[str] = mapped_column(String(20), default="queued")
     created_at: Mapped[datetime] = created_at_column()
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The roulette's progress: the round being offered, and when every round
     # was declined (the lead then waits for someone who has not seen it).
     round: Mapped[int] = mapped_column(Integer, default=1)
-    exhausted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exhausted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Why it waits: the last candidate list, each with its skip reason.
     routing: Mapped[list | None] = mapped_column(JSON)
     accepted_by_id: Mapped[int | None] = mapped_column(
@@ -213,7 +207,7 @@ class Lead(AccountScoped, db.Model):
     speed_to_lead_seconds: Mapped[int | None] = mapped_column(Integer)
     first_response_seconds: Mapped[int | None] = mapped_column(Integer)
     # When the department's managers were told it waits too long.
-    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact] = relationship()
 
@@ -285,5 +279,5 @@ class Notification(AccountScoped, db.Model):
     url: Mapped[str | None] = mapped_column(String(500))
     # The event this notifies about, so a job run twice notifies once.
     dedupe_key: Mapped[str | None] = mapped_column(String(100), unique=True)
-    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = created_at_column()

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
-from portal.models.base import AccountScoped, created_at_column
+from portal.models.base import AccountScoped, UTCDateTime, created_at_column
 from portal.models.contact import Lead
 from portal.models.user import User
 
@@ -77,9 +76,9 @@ class Offer(AccountScoped, db.Model):
     # Why this agent: every candidate with the reason it was skipped or chosen.
     candidates: Mapped[list] = mapped_column(JSON, default=list)
     offered_at: Mapped[datetime] = created_at_column()
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     lead: Mapped[Lead] = relationship()
     agent: Mapped[User] = relationship()
@@ -95,11 +94,9 @@ class AgentState(db.Model):
         ForeignKey("account.id", ondelete="CASCADE"), index=True
     )
     available: Mapped[bool] = mapped_column(Boolean, default=False)
-    available_changed_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True)
-    )
+    available_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The round-robin turn: whoever waited longest since this gets the next.
-    last_offer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_offer_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(AccountScoped, db.Model):
@@ -118,5 +115,5 @@ class ApiKey(AccountScoped, db.Model):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = created_at_column()
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

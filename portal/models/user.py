@@ -8,7 +8,6 @@ from datetime import datetime
 from flask_login import UserMixin
 from sqlalchemy import (
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     String,
@@ -17,8 +16,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
-from portal.models.base import AccountScoped, created_at_column
+from portal.models.base import AccountScoped, UTCDateTime, created_at_column
 from portal.models.org import TeamMember, UnitMember, department_member
+from portal.models.permissions import PRESETS_BY_KEY
 
 
 class Role(AccountScoped, db.Model):
@@ -43,8 +43,6 @@ class Role(AccountScoped, db.Model):
     @property
     def display_name(self) -> str:
         """Built-in roles show in the reader's language; custom ones as named."""
-        from portal.auth.permissions import PRESETS_BY_KEY
-
         preset = PRESETS_BY_KEY.get(self.key) if self.builtin else None
         return str(preset.name) if preset else self.name
 
@@ -83,8 +81,8 @@ class User(UserMixin, AccountScoped, db.Model):
     # remember-me cookie carrying the old value stops working at once.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     activation_nonce: Mapped[str | None] = mapped_column(String(64))
-    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = created_at_column()
 
     role: Mapped[Role] = relationship(lazy="joined")

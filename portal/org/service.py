@@ -34,6 +34,9 @@ from portal.org import hours
 # A row of the structure: the helpers below serve all three kinds alike.
 OrgRow = TypeVar("OrgRow", Team, Unit, Department)
 
+# A row of the structure: the three share account, key and name.
+OrgRow = TypeVar("OrgRow", Team, Unit, Department)
+
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
 
@@ -236,7 +239,10 @@ def _matches(row: Team | Unit | Department, query: str) -> bool:
 
 
 def _rows(
-    model: type[OrgRow], account: Account, query: str = "", ids: list[int] | None = None
+    model: type[OrgRow],
+    account: Account,
+    query: str = "",
+    ids: list[int] | None = None,
 ) -> list[OrgRow]:
     """The account's rows of `model` matching `query`, sorted by name.
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -98,14 +100,17 @@ def _query() -> str:
     return request.values.get("q", "").strip()
 
 
-def _one(section: Section, account: Account, row_id: int):
+def _one(section: Section, account: Account, row_id: int) -> Any:
+    # Any: each section's lister returns its own summary type.
     rows = section.lister(account, ids=[row_id])
     if not rows:
         abort(404)
     return rows[0]
 
 
-def _page(section: Section, account: Account, status: int = 200, **context):
+def _page(
+    section: Section, account: Account, status: int = 200, **context: object
+) -> ResponseReturnValue:
     """The whole page; `context` may name a row being edited or form errors."""
     context.setdefault("form", {})
     context.setdefault("errors", {})
@@ -114,7 +119,7 @@ def _page(section: Section, account: Account, status: int = 200, **context):
     return render(section.template, rows=rows, q=query, **context), status
 
 
-def _index(section: Section):
+def _index(section: Section) -> ResponseReturnValue:
     account = current_account()
     if _targets(section.list_id):
         query = _query()
@@ -122,7 +127,7 @@ def _index(section: Section):
     return _page(section, account)
 
 
-def _create(section: Section):
+def _create(section: Section) -> ResponseReturnValue:
     account = current_account()
     form = {"key": request.form.get("key", ""), "name": request.form.get("name", "")}
     try:
@@ -148,7 +153,7 @@ def _create(section: Section):
     return redirect(url_for(section.list_endpoint), code=303)
 
 
-def _row(section: Section, row_id: int):
+def _row(section: Section, row_id: int) -> ResponseReturnValue:
     """One row as shown in the list: what "Cancel" puts back."""
     row = _one(section, current_account(), row_id)
     if not request.htmx:
@@ -156,7 +161,7 @@ def _row(section: Section, row_id: int):
     return render(section.row_template, row=row)
 
 
-def _edit(section: Section, row_id: int):
+def _edit(section: Section, row_id: int) -> ResponseReturnValue:
     account = current_account()
     row = _one(section, account, row_id)
     if request.htmx:
@@ -164,7 +169,7 @@ def _edit(section: Section, row_id: int):
     return _page(section, account, editing_id=row_id)
 
 
-def _update(section: Section, row_id: int):
+def _update(section: Section, row_id: int) -> ResponseReturnValue:
     account = current_account()
     form = {"name": request.form.get("name", "")}
     try:
@@ -192,13 +197,15 @@ def _update(section: Section, row_id: int):
     return redirect(url_for(section.list_endpoint), code=303)
 
 
-def _confirm_delete(section: Section, row_id: int):
+def _confirm_delete(section: Section, row_id: int) -> ResponseReturnValue:
     """The page a browser without JavaScript shows before deleting."""
     row = _one(section, current_account(), row_id)
     return render("org/delete.html", section=section, row=row)
 
 
-def _delete(section: Section, row_id: int, **confirmation):
+def _delete(
+    section: Section, row_id: int, **confirmation: int | None
+) -> ResponseReturnValue:
     account = current_account()
     try:
         name = section.deleter(account, row_id, **confirmation)
@@ -229,43 +236,43 @@ def _confirmed_members() -> int | None:
 
 @bp.get("/teams")
 @require("teams.manage")
-def teams():
+def teams() -> ResponseReturnValue:
     return _index(TEAMS)
 
 
 @bp.post("/teams")
 @require("teams.manage")
-def team_create():
+def team_create() -> ResponseReturnValue:
     return _create(TEAMS)
 
 
 @bp.get("/teams/<int:team_id>")
 @require("teams.manage")
-def team_row(team_id: int):
+def team_row(team_id: int) -> ResponseReturnValue:
     return _row(TEAMS, team_id)
 
 
 @bp.get("/teams/<int:team_id>/edit")
 @require("teams.manage")
-def team_edit(team_id: int):
+def team_edit(team_id: int) -> ResponseReturnValue:
     return _edit(TEAMS, team_id)
 
 
 @bp.post("/teams/<int:team_id>")
 @require("teams.manage")
-def team_update(team_id: int):
+def team_update(team_id: int) -> ResponseReturnValue:
     return _update(TEAMS, team_id)
 
 
 @bp.get("/teams/<int:team_id>/delete")
 @require("teams.manage")
-def team_confirm_delete(team_id: int):
+def team_confirm_delete(team_id: int) -> ResponseReturnValue:
     return _confirm_delete(TEAMS, team_id)
 
 
 @bp.post("/teams/<int:team_id>/delete")
 @require("teams.manage")
-def team_delete(team_id: int):
+def team_delete(team_id: int) -> ResponseReturnValue:
     return _delete(TEAMS, team_id, confirmed_members=_confirmed_members())
 
 
@@ -274,43 +281,43 @@ def team_delete(team_id: int):
 
 @bp.get("/units")
 @require("units.manage")
-def units():
+def units() -> ResponseReturnValue:
     return _index(UNITS)
 
 
 @bp.post("/units")
 @require("units.manage")
-def unit_create():
+def unit_create() -> ResponseReturnValue:
     return _create(UNITS)
 
 
 @bp.get("/units/<int:unit_id>")
 @require("units.manage")
-def unit_row(unit_id: int):
+def unit_row(unit_id: int) -> ResponseReturnValue:
     return _row(UNITS, unit_id)
 
 
 @bp.get("/units/<int:unit_id>/edit")
 @require("units.manage")
-def unit_edit(unit_id: int):
+def unit_edit(unit_id: int) -> ResponseReturnValue:
     return _edit(UNITS, unit_id)
 
 
 @bp.post("/units/<int:unit_id>")
 @require("units.manage")
-def unit_update(unit_id: int):
+def unit_update(unit_id: int) -> ResponseReturnValue:
     return _update(UNITS, unit_id)
 
 
 @bp.get("/units/<int:unit_id>/delete")
 @require("units.manage")
-def unit_confirm_delete(unit_id: int):
+def unit_confirm_delete(unit_id: int) -> ResponseReturnValue:
     return _confirm_delete(UNITS, unit_id)
 
 
 @bp.post("/units/<int:unit_id>/delete")
 @require("units.manage")
-def unit_delete(unit_id: int):
+def unit_delete(unit_id: int) -> ResponseReturnValue:
     return _delete(UNITS, unit_id, confirmed_members=_confirmed_members())
 
 
@@ -353,31 +360,31 @@ def unit_store_flow(unit_id: int) -> Response | str | tuple:
 
 @bp.get("/departments")
 @require("departments.manage")
-def departments():
+def departments() -> ResponseReturnValue:
     return _index(DEPARTMENTS)
 
 
 @bp.post("/departments")
 @require("departments.manage")
-def department_create():
+def department_create() -> ResponseReturnValue:
     return _create(DEPARTMENTS)
 
 
 @bp.get("/departments/<int:department_id>")
 @require("departments.manage")
-def department_row(department_id: int):
+def department_row(department_id: int) -> ResponseReturnValue:
     return _row(DEPARTMENTS, department_id)
 
 
 @bp.get("/departments/<int:department_id>/edit")
 @require("departments.manage")
-def department_edit(department_id: int):
+def department_edit(department_id: int) -> ResponseReturnValue:
     return _edit(DEPARTMENTS, department_id)
 
 
 @bp.post("/departments/<int:department_id>")
 @require("departments.manage")
-def department_update(department_id: int):
+def department_update(department_id: int) -> ResponseReturnValue:
     return _update(DEPARTMENTS, department_id)
 
 
@@ -393,7 +400,7 @@ def _hours_context(values: dict[str, str], errors: dict[str, str]) -> dict:
 
 @bp.get("/departments/<int:department_id>/hours")
 @require("departments.manage")
-def department_hours(department_id: int):
+def department_hours(department_id: int) -> ResponseReturnValue:
     """The department's row as the working-hours form (the whole page,
     with that row open, without htmx)."""
     account = current_account()
@@ -406,7 +413,7 @@ def department_hours(department_id: int):
 
 @bp.post("/departments/<int:department_id>/hours")
 @require("departments.manage")
-def department_hours_update(department_id: int):
+def department_hours_update(department_id: int) -> ResponseReturnValue:
     """Save the working hours; an invalid day or time zone answers 422 with
     the error next to its field and saves nothing."""
     account = current_account()
@@ -448,11 +455,11 @@ def _hours_fields() -> list[str]:
 
 @bp.get("/departments/<int:department_id>/delete")
 @require("departments.manage")
-def department_confirm_delete(department_id: int):
+def department_confirm_delete(department_id: int) -> ResponseReturnValue:
     return _confirm_delete(DEPARTMENTS, department_id)
 
 
 @bp.post("/departments/<int:department_id>/delete")
 @require("departments.manage")
-def department_delete(department_id: int):
+def department_delete(department_id: int) -> ResponseReturnValue:
     return _delete(DEPARTMENTS, department_id)

@@ -7,18 +7,22 @@ yourself everything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.auth.permissions import PERMISSION_KEYS, PERMISSIONS, ROLE_PRESETS
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Role, RolePermission, User
+from portal.models.permissions import PERMISSION_KEYS, PERMISSIONS, ROLE_PRESETS
 from portal.org.service import clean_key, clean_name
+
+T = TypeVar("T")
 
 PERMISSION_ORDER = {p.key: index for index, p in enumerate(PERMISSIONS)}
 PRESET_ORDER = {p.key: index for index, p in enumerate(ROLE_PRESETS)}
@@ -120,7 +124,9 @@ def _clean_permissions(
     return wanted
 
 
-def _check_name(account: Account, name: str, errors: dict[str, str], role_id=None):
+def _check_name(
+    account: Account, name: str, errors: dict[str, str], role_id: int | None = None
+) -> None:
     """Two roles with one name would be indistinguishable in the user form."""
     for other in db.session.scalars(select(Role).where(Role.account_id == account.id)):
         names = {other.name.casefold(), other.display_name.casefold()}
@@ -129,7 +135,7 @@ def _check_name(account: Account, name: str, errors: dict[str, str], role_id=Non
             return
 
 
-def _collect(errors: dict[str, str], clean, raw: str):
+def _collect(errors: dict[str, str], clean: Callable[[str], T], raw: str) -> T | None:
     try:
         return clean(raw)
     except ValidationError as exc:

@@ -7,13 +7,15 @@ its own URL (/admin/roles/new, /admin/roles/<id>/edit) without JavaScript.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.access import require
-from portal.auth.permissions import PERMISSIONS, grouped_permissions
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
+from portal.models import Role
+from portal.models.permissions import PERMISSIONS, grouped_permissions
 from portal.rendering import render
 from portal.roles import service
 from portal.settings.service import current_account
@@ -33,7 +35,7 @@ def _query() -> str:
     return request.values.get("q", "").strip()
 
 
-def _context(**context) -> dict:
+def _context(**context: object) -> dict:
     """What every part of the page needs to show permissions."""
     context.setdefault("editor", None)
     context.setdefault("errors", {})
@@ -55,7 +57,7 @@ def _form_input() -> service.RoleInput:
     )
 
 
-def _editor_for_input(data: service.RoleInput, role=None) -> dict:
+def _editor_for_input(data: service.RoleInput, role: Role | None = None) -> dict:
     return {
         "role": role,
         "key": role.key if role else data.key,
@@ -65,7 +67,7 @@ def _editor_for_input(data: service.RoleInput, role=None) -> dict:
     }
 
 
-def _editor_for_role(role, copy: bool = False) -> dict:
+def _editor_for_role(role: Role, copy: bool = False) -> dict:
     return {
         "role": None if copy else role,
         "key": "" if copy else role.key,
@@ -75,7 +77,7 @@ def _editor_for_role(role, copy: bool = False) -> dict:
     }
 
 
-def _show(status: int = 200, **context):
+def _show(status: int = 200, **context: object) -> ResponseReturnValue:
     """The editor alone for htmx, else the whole page around it."""
     if request.htmx:
         return render(TEMPLATE, "editor", **_context(**context)), status
@@ -83,7 +85,7 @@ def _show(status: int = 200, **context):
     return render(TEMPLATE, **_context(rows=rows, **context)), status
 
 
-def _saved(message: str):
+def _saved(message: str) -> ResponseReturnValue:
     """After a save: htmx gets a closed editor, the fresh list and a flash."""
     if not request.htmx:
         flash(message, "success")
@@ -95,7 +97,7 @@ def _saved(message: str):
 
 @bp.get("/roles")
 @require("roles.manage")
-def index():
+def index() -> ResponseReturnValue:
     if _targets("role-editor"):  # "Cancel" closes the editor
         return render(TEMPLATE, "editor", **_context())
     rows = service.list_roles(current_account(), _query())
@@ -106,7 +108,7 @@ def index():
 
 @bp.get("/roles/new")
 @require("roles.manage")
-def new():
+def new() -> ResponseReturnValue:
     editor = _editor_for_input(service.RoleInput())
     source_id = request.args.get("from", type=int)
     if source_id is not None:  # start from a copy of another role
@@ -120,7 +122,7 @@ def new():
 
 @bp.post("/roles")
 @require("roles.manage")
-def create():
+def create() -> ResponseReturnValue:
     data = _form_input()
     try:
         role = service.create_role(current_account(), data, actor=current_user)
@@ -131,7 +133,7 @@ def create():
 
 @bp.get("/roles/<int:role_id>/edit")
 @require("roles.manage")
-def edit(role_id: int):
+def edit(role_id: int) -> ResponseReturnValue:
     try:
         role = service.get_role(current_account(), role_id)
     except NotFound:
@@ -143,7 +145,7 @@ def edit(role_id: int):
 
 @bp.post("/roles/<int:role_id>")
 @require("roles.manage")
-def update(role_id: int):
+def update(role_id: int) -> ResponseReturnValue:
     account = current_account()
     data = _form_input()
     try:
@@ -160,7 +162,7 @@ def update(role_id: int):
 
 @bp.get("/roles/<int:role_id>/delete")
 @require("roles.manage")
-def confirm_delete(role_id: int):
+def confirm_delete(role_id: int) -> ResponseReturnValue:
     """Without JavaScript the delete button lands here to ask first."""
     try:
         summary = service.role_summary(current_account(), role_id)
@@ -173,7 +175,7 @@ def confirm_delete(role_id: int):
 
 @bp.post("/roles/<int:role_id>/delete")
 @require("roles.manage")
-def delete(role_id: int):
+def delete(role_id: int) -> ResponseReturnValue:
     try:
         name = service.delete_role(current_account(), role_id, actor=current_user)
     except NotFound:

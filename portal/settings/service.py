@@ -9,10 +9,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from portal.auth.permissions import ROLE_PRESETS
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.models import Account, ProcessMode, Role, RolePermission
+from portal.models.permissions import ROLE_PRESETS
 
 
 def current_account() -> Account:

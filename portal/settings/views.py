@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -54,7 +55,7 @@ ROULETTE_NUMBERS = (
 )
 
 
-def _context(account: Account, **context) -> dict:
+def _context(account: Account, **context: object) -> dict:
     context.setdefault("values", settings_dict(account))
     context.setdefault("errors", {})
     return {
@@ -80,13 +81,13 @@ def _submitted() -> dict[str, str]:
 
 @bp.get("/settings")
 @require("settings.manage")
-def index():
+def index() -> ResponseReturnValue:
     return render(TEMPLATE, **_context(current_account()))
 
 
 @bp.post("/settings")
 @require("settings.manage")
-def save():
+def save() -> ResponseReturnValue:
     account = current_account()
     submitted = _submitted()
     try:

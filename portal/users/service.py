@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
-from sqlalchemy.sql.elements import ColumnElement
 
 from portal.auth import service as auth
 from portal.errors import NotFound, ValidationError
@@ -95,8 +94,12 @@ def clean_email(raw: str) -> str:
     return email
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
 def _collect(
-    errors: dict[str, str], fn: Callable[..., T], *args: Any, **kwargs: Any
+    errors: dict[str, str], fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T | None:
     try:
         return fn(*args, **kwargs)
@@ -333,10 +336,14 @@ class FormChoices:
     departments: list[Department]
 
 
+# What the user form offers by name.
+Named = TypeVar("Named", Role, Team, Unit, Department)
+
+
 def form_choices(account: Account) -> FormChoices:
     """What the user form offers: roles, teams, units and departments by name."""
 
-    def by_name(model: type[Role | Team | Unit | Department]) -> list:
+    def by_name(model: type[Named]) -> list[Named]:
         return list(
             db.session.scalars(
                 select(model)

@@ -9,6 +9,7 @@ without htmx render whole pages or redirect back to the list (303).
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -71,19 +72,19 @@ def _acting_user() -> User:
     return current_user._get_current_object()
 
 
-def _back_to_list(message: str, category: str = "success"):
+def _back_to_list(message: str, category: str = "success") -> ResponseReturnValue:
     flash(message, category)
     return redirect(url_for("users.index"), code=303)
 
 
-def _row_changed(user: User, message: str):
+def _row_changed(user: User, message: str) -> ResponseReturnValue:
     """The fresh row plus a flash for htmx; a redirect with a flash otherwise."""
     if fragment_wanted():
         return render(INDEX, "row_updated", user=user, message=message)
     return _back_to_list(message)
 
 
-def _row_refused(user: User, exc: ValidationError):
+def _row_refused(user: User, exc: ValidationError) -> ResponseReturnValue:
     """The row with the reason beside its actions (422), or a flash."""
     message = " ".join(exc.fields.values())
     if fragment_wanted():
@@ -93,7 +94,7 @@ def _row_refused(user: User, exc: ValidationError):
 
 @bp.get("/users")
 @require("users.manage")
-def index():
+def index() -> ResponseReturnValue:
     account = current_account()
     filters = forms.filters_from_args(request.args)
     page = service.list_users(account, filters)
@@ -111,7 +112,7 @@ def index():
 
 @bp.post("/users")
 @require("users.manage")
-def create():
+def create() -> ResponseReturnValue:
     account = current_account()
     data, errors = forms.user_input_from_form(request.form, with_password=True)
     try:
@@ -154,7 +155,7 @@ def create():
 
 @bp.get("/users/<int:user_id>/row")
 @require("users.manage")
-def row(user_id: int):
+def row(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     if fragment_wanted():
         return render(INDEX, "row_updated", user=user)
@@ -163,7 +164,7 @@ def row(user_id: int):
 
 @bp.get("/users/<int:user_id>/edit")
 @require("users.manage")
-def edit(user_id: int):
+def edit(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     context = {
         "user": user,
@@ -176,7 +177,7 @@ def edit(user_id: int):
 
 @bp.post("/users/<int:user_id>")
 @require("users.manage")
-def update(user_id: int):
+def update(user_id: int) -> ResponseReturnValue:
     account = current_account()
     user = _user_or_404(user_id)
     data, errors = forms.user_input_from_form(request.form, with_password=False)
@@ -197,7 +198,7 @@ def update(user_id: int):
 
 @bp.post("/users/<int:user_id>/suspend")
 @require("users.manage")
-def suspend(user_id: int):
+def suspend(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     try:
         service.suspend_user(user, acting_user=_acting_user())
@@ -210,7 +211,7 @@ def suspend(user_id: int):
 
 @bp.post("/users/<int:user_id>/reactivate")
 @require("users.manage")
-def reactivate(user_id: int):
+def reactivate(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     service.reactivate_user(user)
     return _row_changed(user, _("%(name)s can sign in again.", name=user.name))
@@ -218,7 +219,7 @@ def reactivate(user_id: int):
 
 @bp.post("/users/<int:user_id>/resend-activation")
 @require("users.manage")
-def resend_activation(user_id: int):
+def resend_activation(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     try:
         service.resend_activation(user)
@@ -236,7 +237,7 @@ def resend_activation(user_id: int):
 
 @bp.get("/users/<int:user_id>/activation-link")
 @require("users.manage")
-def activation_link(user_id: int):
+def activation_link(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     try:
         link = service.current_activation_link(user)

@@ -2,6 +2,8 @@
 
 Views and services check permissions by name (`require("users.manage")`),
 never role keys: a custom role composed by an admin then works everywhere.
+It lives with the models because a built-in `Role` is named from its preset
+here, and models import no feature.
 """
 
 from __future__ import annotations
