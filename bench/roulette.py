@@ -317,6 +317,9 @@ def profile(py_spy: str | None, server, work: Path, phase: str, seconds: float):
                 py_spy,
                 "record",
                 "--nonblocking",
+                # Only the thread holding the GIL: of a worker's 250 threads
+                # the waiting ones would otherwise pass for busy.
+                "--gil",
                 "--rate",
                 str(PY_SPY_RATE),
                 "--format",
