@@ -46,7 +46,7 @@ class Counter:
         self.count = 0
         event.listen(Engine, "before_cursor_execute", self._one)
 
-    def _one(self, *_args) -> None:
+    def _one(self, *_args: object) -> None:
         self.count += 1
 
 
