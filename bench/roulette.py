@@ -3,7 +3,13 @@
 Starts the production shape (gunicorn with threaded workers, serving pages,
 the API and the websockets, plus one `flask --app app worker`), seeds N
 agents (attendants of one department), signs each in over HTTP, switches
-each available and connects one websocket per agent. Then:
+each available and connects one websocket per agent. Before the portal
+starts, the floor runs (bench/roulette_floor.py): a bare Flask + flask-sock
+app served by the same gunicorn, on the same Redis, with as many sockets,
+posted to at the same rate for --floor-seconds; its POST -> frame p50/p99
+is the yardstick for the portal's (targets: at most 3x and 5x). Then, with
+every socket open, --idle-seconds of nothing (the CPU of heartbeats, the
+sweeper and the router at rest), and:
 
 1. steady: leads at --rate per second for --seconds through
    `POST /api/v1/leads`; agents accept (70 %) or decline after a random think
@@ -59,7 +65,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.common import pct
 from bench.roulette_agents import Login, Policy
+from bench.roulette_cpu import CpuMeter, pids_named, process_tree, sockets_per_process
 from bench.roulette_load import StartLine
 
 PASSWORD = "bench-password-123"
@@ -71,6 +79,9 @@ LATENCY_P50_MS = 20
 LATENCY_P99_MS = 100
 EXPIRY_P99_S = 1.5
 INTAKE_TARGET = 200
+# Samples a second: at 50 a 20 s phase gave ~100 samples per worker, too
+# few to tell a 1 ms cost from noise.
+PY_SPY_RATE = 200
 # Bench processes hash passwords cheaply (see the docstring).
 BENCH_ENV = {
     "PASSWORD_HASH_TIME_COST": "1",
@@ -81,13 +92,6 @@ BENCH_ENV = {
 
 
 # --- statistics -------------------------------------------------------------------
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
 
 
 def verdict(ok: bool) -> str:
@@ -104,46 +108,6 @@ def epoch(moment: datetime | None) -> float | None:
 
 
 # --- CPU and load -----------------------------------------------------------------
-
-
-def _proc_children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children[ppid].append(int(entry.name))
-    return children
-
-
-def process_tree(roots: list[int]) -> set[int]:
-    children = _proc_children()
-    found: set[int] = set()
-    todo = list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        found.add(pid)
-        todo.extend(children.get(pid, ()))
-    return found
-
-
-def pids_named(name: str) -> set[int]:
-    """Processes whose command name is `name` (e.g. redis-server)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def pg_backends(app) -> set[int]:
@@ -163,133 +127,6 @@ def pg_backends(app) -> set[int]:
         )
         db.session.remove()
     return pids
-
-
-def _pid_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
-
-
-class CpuMeter:
-    """CPU use over an interval: the machine's, and that of groups of ours.
-
-    A sampler thread reads each process's CPU time twice a second, so a
-    process that exits before the interval ends still counts (up to its
-    last sample).
-    """
-
-    def __init__(self, groups: dict[str, Callable[[], set[int]]]) -> None:
-        # name -> function returning the pids of that group now
-        self.groups = groups
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _sample(self) -> None:
-        for name, fn in self.groups.items():
-            seen = self.last[name]
-            for pid in fn():
-                ticks = _pid_ticks(pid)
-                if ticks:
-                    seen[pid] = max(seen.get(pid, 0), ticks)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self._sample()
-
-    def start(self) -> None:
-        self.t0 = time.monotonic()
-        self.machine0 = _machine_ticks()
-        self.first = {
-            name: {pid: _pid_ticks(pid) for pid in fn()}
-            for name, fn in self.groups.items()
-        }
-        self.last = {name: dict(ticks) for name, ticks in self.first.items()}
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> str:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        elapsed = time.monotonic() - self.t0
-        busy1, total1 = _machine_ticks()
-        busy0, total0 = self.machine0
-        cpus = os.cpu_count() or 1
-        machine = (busy1 - busy0) / max(1, total1 - total0) * cpus
-        parts = []
-        ours = 0.0
-        hz = os.sysconf("SC_CLK_TCK")
-        # CPU seconds per group, for figures per lead.
-        self.seconds: dict[str, float] = {}
-        for name in self.groups:
-            first = self.first[name]
-            used = sum(
-                ticks - first.get(pid, 0) for pid, ticks in self.last[name].items()
-            )
-            self.seconds[name] = used / hz
-            cores = used / hz / elapsed
-            ours += cores
-            # Per process too, where a group has several busy ones: gunicorn
-            # workers do not share connections evenly, nor the GIL.
-            each = sorted(
-                (
-                    (ticks - first.get(pid, 0)) / hz / elapsed
-                    for pid, ticks in self.last[name].items()
-                ),
-                reverse=True,
-            )
-            busy = [f"{c:.2f}" for c in each if c >= 0.01]
-            split = f" ({' + '.join(busy)})" if len(busy) > 1 else ""
-            parts.append(f"{name} {cores:.2f}{split}")
-        return (
-            f"CPU over {elapsed:.0f} s (cores busy of {cpus}): machine "
-            f"{machine:.2f}, "
-            + ", ".join(parts)
-            + f", other processes {max(0.0, machine - ours):.2f}"
-        )
-
-
-def sockets_per_process(port: int, pids: list[int]) -> list[int]:
-    """Established TCP connections on the server's port held by each pid."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01":
-                inodes.add(fields[9])
-    counts = []
-    for pid in pids:
-        n = 0
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            fds = []
-        for fd in fds:
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                n += 1
-        counts.append(n)
-    return counts
 
 
 # --- database, seed, servers ------------------------------------------------------
@@ -480,8 +317,11 @@ def profile(py_spy: str | None, server, work: Path, phase: str, seconds: float):
                 py_spy,
                 "record",
                 "--nonblocking",
+                # Only the thread holding the GIL: of a worker's 250 threads
+                # the waiting ones would otherwise pass for busy.
+                "--gil",
                 "--rate",
-                "50",
+                str(PY_SPY_RATE),
                 "--format",
                 "raw",
                 "--duration",
@@ -890,21 +730,26 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def report_latency(
-    posted: list[dict], frames: list[dict], baseline: dict
-) -> tuple[list[str], bool]:
+def offer_latencies(posted: list[dict], frames: list[dict]) -> list[float]:
+    """Seconds from each created lead's POST to its first offer frame."""
     first_frame: dict[int, float] = {}
     for frame in frames:
         if frame["state"] == "pending":
             lead = frame["lead_id"]
             if lead not in first_frame or frame["at"] < first_frame[lead]:
                 first_frame[lead] = frame["at"]
-    created = [p for p in posted if p["status"] == 201]
-    latencies = [
+    return [
         first_frame[p["lead_id"]] - p["sent"]
-        for p in created
-        if p["lead_id"] in first_frame
+        for p in posted
+        if p["status"] == 201 and p["lead_id"] in first_frame
     ]
+
+
+def report_latency(
+    posted: list[dict], frames: list[dict], baseline: dict
+) -> tuple[list[str], bool]:
+    created = [p for p in posted if p["status"] == 201]
+    latencies = offer_latencies(posted, frames)
     immediate = [p for p in created if p["state"] == "offered"]
     lines = []
     ok = False
@@ -1026,6 +871,18 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     parser.add_argument(
         "--ignore-every", type=int, default=20, help="leave offer ids %% N to expire"
     )
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=None,
+        help="the floor's run (default: as long as the steady phase; 0: none)",
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5,
+        help="CPU with every socket open and no lead, before the steady phase",
+    )
     parser.add_argument("--flood-seconds", type=float, default=10)
     parser.add_argument("--flood-clients", type=int, default=16)
     parser.add_argument("--flood-processes", type=int, default=2)
@@ -1053,6 +910,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     os.environ.update(BENCH_ENV)
     from bench.common import make_app
     from bench.roulette_agents import run_agents
+    from bench.roulette_floor import compare, run_floor
     from bench.roulette_load import flood_intake, paced_intake, redis_baseline
     from portal.redis_conn import redis_url as app_redis_url
 
@@ -1072,14 +930,33 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         f"{load_before[2]:.2f}",
         flush=True,
     )
+    spawn = multiprocessing.get_context("spawn")
+    floor_seconds = args.seconds if args.floor_seconds is None else args.floor_seconds
+    floor = None
+    if floor_seconds > 0:
+        # Before the portal starts: nothing of it may run beside the floor.
+        floor = run_floor(
+            spawn,
+            redis_url,
+            args.agents,
+            args.rate,
+            floor_seconds,
+            args.steady_threads,
+            args.workers,
+            args.threads,
+            DEPARTMENT,
+        )
+        print(
+            f"the floor ran {floor_seconds:g} s: {floor.created} of {floor.posted} "
+            f"leads posted, {floor.connected} sockets",
+            flush=True,
+        )
     ids = seed(app, args.agents, args.timeout, args.rounds)
     server = start_portal(database_url, redis_url, args.workers, args.threads)
-    spawn = multiprocessing.get_context("spawn")
     children = []
     stop = spawn.Event()
     human_pace = spawn.Event()
     work = Path(tempfile.mkdtemp(prefix="roleta-roulette-out-"))
-    failed = False
     try:
         target = {
             "base_url": server.url,
@@ -1154,6 +1031,12 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         if db_kind == "postgresql":
             groups["postgres (our database)"] = lambda: pg_backends(app)
         meter = CpuMeter(groups)
+        idle_cpu = None
+        if args.idle_seconds > 0:
+            meter.start()
+            time.sleep(args.idle_seconds)
+            idle_cpu = meter.stop()
+            idle_portal_s = (meter.seconds["gunicorn"], meter.seconds["worker"])
         watch = PendingWatch(app)
         watch.start()
 
@@ -1283,6 +1166,15 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
 
     print()
     print(f"results (raw records in {work}; server logs in {server.instance})")
+    verdicts: list[tuple[str, bool]] = []
+    if idle_cpu is not None:
+        print(f"  idle ({args.agents} sockets open, no lead): {idle_cpu}")
+        web_s, worker_s = idle_portal_s
+        print(
+            f"    idle CPU at the steady rate ({args.rate:g} leads/s), per lead: "
+            f"gunicorn {web_s / args.idle_seconds / args.rate * 1000:.1f} ms + "
+            f"worker {worker_s / args.idle_seconds / args.rate * 1000:.1f} ms"
+        )
     print(f"  steady phase: {steady_cpu}")
     steady_ok = sum(1 for r in steady if r["status"] == 201)
     if steady_ok:
@@ -1295,18 +1187,23 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     lines, latency_ok = report_latency(steady, agents_out["frames"], baseline)
     for line in lines:
         print(line)
-    failed |= not latency_ok
+    verdicts.append(("POST -> frame latency", latency_ok))
+    if floor is not None:
+        lines, floor_ok = compare(offer_latencies(steady, agents_out["frames"]), floor)
+        for line in lines:
+            print(line)
+        verdicts.append(("POST -> frame against the floor", floor_ok))
     lines, expiry_ok = report_expiry(
         offers, agents_out["frames"], steady_window, "steady phase"
     )
     for line in lines:
         print(line)
-    if expiry_ok is False:
-        failed = True
+    if expiry_ok is not None:
+        verdicts.append(("expiry lateness", expiry_ok))
     lines, fair_ok = report_fairness(offers, sorted(ids.values()), steady_window)
     for line in lines:
         print(line)
-    failed |= not fair_ok
+    verdicts.append(("fairness", fair_ok))
 
     created = [r for r in flood if r["status"] == 201 and flood_at <= r["sent"]]
     in_time = [r for r in created if r["done"] <= flood_at + args.flood_seconds]
@@ -1344,7 +1241,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         f"meanwhile the roulette placed {offered_in_flood / args.flood_seconds:.0f} "
         f"offers/s and agents answered {answered_in_flood / args.flood_seconds:.0f}/s"
     )
-    failed |= rate < INTAKE_TARGET
+    verdicts.append(("intake throughput", rate >= INTAKE_TARGET))
     lines, _ = report_expiry(offers, agents_out["frames"], flood_window, "flood phase")
     for line in lines:
         print(line.replace("PASS", "(info)").replace("FAIL", "(info)"))
@@ -1359,7 +1256,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     )
     for label, count in checks:
         print(f"    {label}: {count} {verdict(count == 0)} (must be 0)")
-        failed |= count != 0
+    verdicts.append(("lost or doubled", all(count == 0 for _label, count in checks)))
     for key, whose in (("agent_id", "agent's"), ("lead_id", "lead's")):
         early = stamp_overlaps(offers, key)
         if early:
@@ -1400,7 +1297,16 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
     )
     if created_pg and not args.keep:
         drop_pg()
-    return 1 if failed else 0
+    failing = [name for name, ok in verdicts if not ok]
+    print(
+        f"summary: {verdict(not failing)}"
+        + (
+            f" (failed: {', '.join(failing)})"
+            if failing
+            else f" ({len(verdicts)} checks)"
+        )
+    )
+    return 1 if failing else 0
 
 
 if __name__ == "__main__":

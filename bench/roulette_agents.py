@@ -117,21 +117,18 @@ class _Socket:
         self.open = True
 
 
-def _connect(host: str, port: int, login: Login) -> tuple[_Socket, list]:
+def open_socket(
+    host: str, port: int, login: Login, target: str = "/ws"
+) -> tuple[_Socket, list]:
     """Open the socket and do the handshake; returns the socket and any events
     that arrived with the handshake's answer (the server speaks at once)."""
     sock = socket.create_connection((host, port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ws = WSConnection(ConnectionType.CLIENT)
     cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
+    headers = [(b"Cookie", cookie.encode())] if cookie else []
     sock.sendall(
-        ws.send(
-            Request(
-                host=f"{host}:{port}",
-                target="/ws",
-                extra_headers=[(b"Cookie", cookie.encode())],
-            )
-        )
+        ws.send(Request(host=f"{host}:{port}", target=target, extra_headers=headers))
     )
     pending: list = []
     accepted = False
@@ -300,7 +297,7 @@ def run_agents(
     early: list[tuple[_Socket, list]] = []
     for login in logins:
         try:
-            conn, events = _connect(parts.hostname, parts.port, login)
+            conn, events = open_socket(parts.hostname, parts.port, login)
         except (OSError, ConnectionError) as exc:
             outcome.errors.append(f"socket of {login.user_id}: {exc!r}")
             continue

@@ -23,10 +23,13 @@ no targets of their own.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bench.roulette import BENCH_ENV, DEPARTMENT, PASSWORD, seed
 
@@ -43,12 +46,22 @@ class Counter:
         self.count = 0
         event.listen(Engine, "before_cursor_execute", self._one)
 
-    def _one(self, *_args) -> None:
+    def _one(self, *_args: object) -> None:
         self.count += 1
 
 
-def measure(label: str, calls: int, rounds: int, step: Callable[[], None], sql):
-    """Median CPU ms per call over `rounds` rounds of `calls` calls."""
+def measure(
+    label: str,
+    calls: int,
+    rounds: int,
+    step: Callable[[], None],
+    sql: Counter,
+    profile_dir: Path | None = None,
+) -> None:
+    """Median CPU ms per call over `rounds` rounds of `calls` calls. With
+    `profile_dir`, one more round runs under cProfile, its statistics
+    written to profile_dir/<label>.pstats (read them with `python -m
+    pstats`)."""
     per_call = []
     statements = 0
     for _ in range(rounds):
@@ -58,6 +71,14 @@ def measure(label: str, calls: int, rounds: int, step: Callable[[], None], sql):
             step()
         per_call.append((time.process_time() - started) * 1000 / calls)
         statements = (sql.count - before) / calls
+    if profile_dir is not None:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(calls):
+            step()
+        profiler.disable()
+        name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+        profiler.dump_stats(profile_dir / f"{name}.pstats")
     print(
         f"  {label}: {statistics.median(per_call):.2f} ms CPU per call "
         f"(rounds {', '.join(f'{v:.2f}' for v in per_call)}), "
@@ -70,6 +91,12 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--calls", type=int, default=50, help="per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        metavar="DIR",
+        help="profile one more round of each measure; pstats files in DIR",
+    )
     args = parser.parse_args()
 
     from sqlalchemy import select
@@ -163,16 +190,24 @@ def main() -> int:
     dispatch()
     for offer_id, user_id in pending():
         signed_in(user_id).hx_post(f"/offers/{offer_id}/accept")
-    measure("intake POST /api/v1/leads", args.calls, args.rounds, intake, sql)
+    profile_dir = args.cprofile
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    measure(
+        "intake POST /api/v1/leads", args.calls, args.rounds, intake, sql, profile_dir
+    )
     dispatch()
     offers = pending()
     for _offer_id, user_id in offers:
         signed_in(user_id)
     half = min(len(offers) // 2, total)
-    rounds = max(1, min(args.rounds, half // args.calls))
-    calls = max(1, half // rounds)
-    measure("accept", calls, rounds, answerer("accept", offers[:half]), sql)
-    measure("decline", calls, rounds, answerer("decline", offers[half:]), sql)
+    extra = 1 if profile_dir else 0  # the profiled round
+    rounds = max(1, min(args.rounds, half // args.calls - extra))
+    calls = max(1, half // (rounds + extra))
+    accept = answerer("accept", offers[:half])
+    measure("accept", calls, rounds, accept, sql, profile_dir)
+    decline = answerer("decline", offers[half:])
+    measure("decline", calls, rounds, decline, sql, profile_dir)
     # Everyone free again; then one pass per new lead.
     dispatch()
     for offer_id, user_id in pending():
@@ -192,7 +227,14 @@ def main() -> int:
     for _ in range(args.agents + 100):
         intake()
     dispatch()
-    measure("router pass over a queue, nobody free", 10, args.rounds, dispatch, sql)
+    measure(
+        "router pass over a queue, nobody free",
+        10,
+        args.rounds,
+        dispatch,
+        sql,
+        profile_dir,
+    )
     return 0
 
 
