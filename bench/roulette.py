@@ -1282,7 +1282,7 @@ def main() -> int:  # noqa: C901 (one straight script, phase after phase)
         f"{len(agents_out['errors'])}"
         + (f" (first: {agents_out['errors'][:3]})" if agents_out["errors"] else "")
     )
-    from portal.roulette.service import MAX_ATTEMPTS
+    from portal.roulette.routing import MAX_ATTEMPTS
 
     print(
         f"  routings that gave up after {MAX_ATTEMPTS} collisions (lead left for "

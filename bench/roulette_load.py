@@ -140,7 +140,7 @@ class DirectIntake:
     def post(self, payload: dict) -> tuple[int, dict]:
         from portal.extensions import db
         from portal.models import Contact, Lead
-        from portal.roulette import service
+        from portal.roulette import routing
 
         with self.app.app_context():
             department_id = self.departments.get(payload.get("department"))
@@ -168,7 +168,7 @@ class DirectIntake:
             db.session.add(lead)
             db.session.commit()
             lead_id, contact_id = lead.id, contact.id
-            placed = service.route_lead(lead_id)
+            placed = routing.route_lead(lead_id)
             state = "offered" if placed is not None else "queued"
             db.session.remove()
         return 201, {"id": lead_id, "contact_id": contact_id, "state": state}

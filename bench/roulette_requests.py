@@ -7,7 +7,7 @@ network, no other load):
 
 - the intake, `POST /api/v1/leads`;
 - an agent's Accept and Decline, `POST /offers/<id>/accept|decline`;
-- one router pass (`service.dispatch` with the router's roster cache) that
+- one router pass (`routing.dispatch` with the router's roster cache) that
   places one new lead, and one over a queue of waiting leads nobody is free
   to take.
 
@@ -107,7 +107,7 @@ def main() -> int:
     from portal.models import Offer, OfferState, User
     from portal.realtime import presence
     from portal.redis_conn import get_redis
-    from portal.roulette import router, service
+    from portal.roulette import lease, pool, routing, switch
     from portal.settings.service import current_account
     from tests.conftest import PortalClient
 
@@ -115,18 +115,18 @@ def main() -> int:
     ids = seed(app, args.agents, timeout=3600, rounds=3)
     app.test_client_class = PortalClient
     with app.app_context():
-        get_redis().set(router.LEASE, "bench", px=3_600_000)
+        get_redis().set(lease.LEASE, "bench", px=3_600_000)
         account = current_account()
         secret = keys.create_key(account, "bench", sorted(keys.SCOPES)).secret
         for user in db.session.scalars(select(User).where(User.id.in_(ids.values()))):
             presence.touch(user.account_id, user.id)
-            service.set_available(user, True)
+            switch.set_available(user, True)
         db.session.remove()
     emails = {user_id: email for email, user_id in ids.items()}
     api = app.test_client()
     headers = {"Authorization": f"Bearer {secret}"}
     posted = iter(range(10**9))
-    rosters = service.RosterCache()
+    rosters = pool.RosterCache()
     clients: dict[int, PortalClient] = {}
     sql = Counter()
 
@@ -138,7 +138,7 @@ def main() -> int:
 
     def dispatch() -> None:
         with app.app_context():
-            service.dispatch(current_account(), rosters=rosters)
+            routing.dispatch(current_account(), rosters=rosters)
             db.session.remove()
 
     def pending() -> list[tuple[int, int]]:
