@@ -32,7 +32,9 @@ def _secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
-def _env_number(name: str, default: str, kind: type = int, minimum: float = 0):
+def _env_number(
+    name: str, default: str, kind: type[int] | type[float] = int, minimum: float = 0
+) -> int | float:
     """A numeric environment variable; a bad value stops the start with an
     error naming the variable, instead of Python's bare conversion error."""
     raw = os.environ.get(name, default)

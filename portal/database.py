@@ -23,10 +23,13 @@ import os
 import sqlite3
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import Column, bindparam, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, ExecutionContext
 from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 
 log = logging.getLogger(__name__)
@@ -178,13 +181,17 @@ def _is_write(statement: str) -> bool:
 
 
 @event.listens_for(Engine, "do_connect")
-def _sqlite_gated_class(dialect, conn_rec, cargs, cparams) -> None:
+def _sqlite_gated_class(
+    dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: list, cparams: dict
+) -> None:
     if dialect.name == "sqlite" and dialect.driver == "pysqlite":
         cparams.setdefault("factory", GatedConnection)
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+def _sqlite_pragmas(
+    dbapi_connection: DBAPIConnection, connection_record: ConnectionPoolEntry
+) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
     cursor = dbapi_connection.cursor()
@@ -208,7 +215,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 
 @event.listens_for(Engine, "before_cursor_execute")
-def _take_gate(conn, cursor, statement, parameters, context, executemany) -> None:
+def _take_gate(
+    conn: Connection,
+    cursor: DBAPICursor,
+    statement: str,
+    parameters: Any,
+    context: ExecutionContext | None,
+    executemany: bool,
+) -> None:
     dbapi = cursor.connection
     if (
         isinstance(dbapi, GatedConnection)
@@ -219,7 +233,7 @@ def _take_gate(conn, cursor, statement, parameters, context, executemany) -> Non
         dbapi.take_gate()
 
 
-def _drop_gate_outside_transaction(dbapi) -> None:
+def _drop_gate_outside_transaction(dbapi: DBAPIConnection | None) -> None:
     # A write in autocommit mode (or one that failed or opened no
     # transaction) has already released SQLite's lock; release the gate too.
     if (
@@ -231,12 +245,19 @@ def _drop_gate_outside_transaction(dbapi) -> None:
 
 
 @event.listens_for(Engine, "after_cursor_execute")
-def _after_write(conn, cursor, statement, parameters, context, executemany) -> None:
+def _after_write(
+    conn: Connection,
+    cursor: DBAPICursor,
+    statement: str,
+    parameters: Any,
+    context: ExecutionContext | None,
+    executemany: bool,
+) -> None:
     _drop_gate_outside_transaction(cursor.connection)
 
 
 @event.listens_for(Engine, "handle_error")
-def _after_failed_write(context) -> None:
+def _after_failed_write(context: ExceptionContext) -> None:
     cursor = getattr(context.execution_context, "cursor", None)
     _drop_gate_outside_transaction(getattr(cursor, "connection", None))
 
@@ -255,11 +276,17 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """
 
     @event.listens_for(engine.pool, "checkin")
-    def _idle_from(dbapi_connection, record) -> None:
+    def _idle_from(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry
+    ) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine.pool, "checkout")
-    def _ping(dbapi_connection, record, proxy) -> None:
+    def _ping(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        proxy: PoolProxiedConnection,
+    ) -> None:
         since = record.info.get("idle_since")
         if since is None or time.monotonic() - since < idle_seconds:
             return  # just connected, or in use a moment ago

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 
 _lock = threading.Lock()
 _embedded: dict[str, object] = {}
@@ -34,7 +34,7 @@ def embedded_redis_url(instance_path: str) -> str:
     return f"unix://{server.socket_file}"  # type: ignore[attr-defined]
 
 
-def redis_url(app=None) -> str:
+def redis_url(app: Flask | None = None) -> str:
     app = app or current_app
     url = app.config.get("REDIS_URL")
     if not url:
@@ -44,7 +44,7 @@ def redis_url(app=None) -> str:
     return url
 
 
-def get_redis(app=None) -> redis.Redis:
+def get_redis(app: Flask | None = None) -> redis.Redis:
     """The app's shared Redis client (a connection pool, safe across threads)."""
     app = app or current_app
     client = app.extensions.get("roleta_redis")

@@ -13,9 +13,10 @@ import math
 import time
 from collections.abc import Callable
 from functools import cache, wraps
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from limits import RateLimitItem, parse
 from sqlalchemy.exc import SQLAlchemyError
@@ -83,7 +84,7 @@ def require_scope(scope: str) -> Callable[[F], F]:
 
     def decorator(view: F) -> F:
         @wraps(view)
-        def scoped(*args, **kwargs):
+        def scoped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             if scope not in keys.scopes_of(g.api_key):
                 raise ApiError(
                     403,
@@ -93,7 +94,7 @@ def require_scope(scope: str) -> Callable[[F], F]:
             return view(*args, **kwargs)
 
         @wraps(view)
-        def authenticated(*args, **kwargs):
+        def authenticated(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             # On PostgreSQL the key's read (and a view's reads) cost no BEGIN
             # and ROLLBACK round trips; a view that writes ends this first
             # or writes in one statement (the intake).

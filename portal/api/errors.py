@@ -24,7 +24,7 @@ class ApiError(Exception):
         message: str,
         fields: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-    ):
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
@@ -60,29 +60,29 @@ def register(bp: Blueprint) -> None:
     """Install the JSON error handlers on the API blueprint."""
 
     @bp.errorhandler(ApiError)
-    def api_error(exc: ApiError):
+    def api_error(exc: ApiError) -> Response:
         return json_error(exc.status, exc.error, exc.message, exc.fields, exc.headers)
 
     @bp.errorhandler(ValidationError)
-    def invalid(exc: ValidationError):
+    def invalid(exc: ValidationError) -> Response:
         return json_error(
             422, "invalid", _("Some fields are not valid."), {**exc.fields}
         )
 
     @bp.errorhandler(NotFound)
-    def not_found(exc: NotFound):
+    def not_found(exc: NotFound) -> Response:
         return json_error(
             404, "not_found", _("There is nothing here, or this key may not see it.")
         )
 
     @bp.errorhandler(Forbidden)
-    def forbidden(exc: Forbidden):
+    def forbidden(exc: Forbidden) -> Response:
         return json_error(403, "forbidden", str(exc) or _("Not allowed."))
 
     @bp.errorhandler(Conflict)
-    def conflict(exc: Conflict):
+    def conflict(exc: Conflict) -> Response:
         return json_error(409, "conflict", str(exc))
 
     @bp.errorhandler(BadCursor)
-    def bad_cursor(exc: BadCursor):
+    def bad_cursor(exc: BadCursor) -> Response:
         return json_error(400, "bad_request", str(exc), {"cursor": str(exc)})

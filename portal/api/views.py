@@ -12,6 +12,7 @@ import json
 import math
 
 from flask import Blueprint, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import text
 
@@ -92,7 +93,7 @@ def json_object() -> dict:
 
 @bp.post("/leads")
 @require_scope("leads:write")
-def create_lead():
+def create_lead() -> ResponseReturnValue:
     """201 with the new lead; 200 with the earlier one for a known external_id."""
     intake = leads.receive_lead(current_account(), json_object())
     response = jsonify(
@@ -110,24 +111,24 @@ def create_lead():
 
 @bp.get("/leads/<int:lead_id>")
 @require_scope("leads:read")
-def get_lead(lead_id: int):
+def get_lead(lead_id: int) -> ResponseReturnValue:
     return jsonify(leads.lead_detail(current_account(), lead_id))
 
 
 @bp.get("/contacts")
 @require_scope("contacts:read")
-def list_contacts():
+def list_contacts() -> ResponseReturnValue:
     return jsonify(contact_listing.contact_page(current_account(), request.args))
 
 
 @bp.get("/openapi.json")
-def openapi():
+def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 document of this API (no key needed)."""
     return jsonify(document())
 
 
 @bp.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     """200 when the database and Redis answer; 503 naming what is down."""
     status = {"db": "ok", "redis": "ok"}
     try:

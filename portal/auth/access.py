@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import abort
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 F = TypeVar("F", bound=Callable)
@@ -18,7 +19,7 @@ def require(*permissions: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         @login_required
-        def wrapped(*args, **kwargs):
+        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             if not any(current_user.can(p) for p in permissions):
                 abort(403)
             return view(*args, **kwargs)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    Response,
     current_app,
     flash,
     redirect,
@@ -10,6 +11,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -24,7 +26,7 @@ def _login_key() -> str:
     return "login:" + service.normalise_email(request.form.get("email", ""))
 
 
-def _login_failed(response) -> bool:
+def _login_failed(response: Response) -> bool:
     return response.status_code != 303
 
 
@@ -33,7 +35,7 @@ def _failure_limit() -> str:
 
 
 @bp.get("/login")
-def login_form():
+def login_form() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     return render_template("auth/login.html", next=request.args.get("next", ""))
@@ -42,7 +44,7 @@ def login_form():
 @bp.post("/login")
 @limiter.limit(_failure_limit, key_func=_login_key, deduct_when=_login_failed)
 @limiter.limit("30 per minute", deduct_when=_login_failed)
-def login():
+def login() -> ResponseReturnValue:
     email = request.form.get("email", "")
     user = service.authenticate(email, request.form.get("password", ""))
     if user is None:
@@ -71,7 +73,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")
@@ -79,7 +81,7 @@ def logout():
 
 
 @bp.route("/activate/<token>", methods=["GET", "POST"])
-def activate(token: str):
+def activate(token: str) -> ResponseReturnValue:
     try:
         user = service.user_for_activation(token)
     except service.ActivationError as exc:
@@ -107,7 +109,7 @@ def activate(token: str):
 
 
 @bp.post("/language")
-def set_language():
+def set_language() -> ResponseReturnValue:
     code = request.form.get("language", "")
     if code not in current_app.config["LANGUAGES"]:
         return _("Unknown language."), 422
