@@ -19,6 +19,7 @@ from portal.extensions import (
     migrate,
     sock,
 )
+from portal.ids import IdConverter
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -26,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     cfg = build_config(config)
     app = Flask(__name__, instance_path=cfg["INSTANCE_PATH"])
     app.config.update(cfg)
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from portal.redis_conn import limiter_storage_uri, redis_url

@@ -35,6 +35,7 @@ from portal.contacts.scope import sees_everything, visible_clause
 from portal.contacts.service import OPEN_STATUSES
 from portal.errors import ServiceError, ValidationError
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.models import (
     Account,
     Campaign,
@@ -186,7 +187,7 @@ def parse_filters(
     owner = text("owner")
     if owner in ("", "me", "unassigned"):
         values["owner"] = owner
-    elif owner.isdigit() and _user_in_account(account, int(owner)):
+    elif parse_id(owner) and _user_in_account(account, int(owner)):
         values["owner"] = owner
         values["owner_id"] = int(owner)
     else:
@@ -287,7 +288,7 @@ def _id_by_key(account: Account, model, key: str) -> int | None:
 
 
 def _id_in_account(account: Account, model, raw: str) -> int | None:
-    if not raw.isdigit() or len(raw) > 18:
+    if parse_id(raw) is None:
         return None
     return db.session.scalar(
         select(model.id).where(model.id == int(raw), model.account_id == account.id)

@@ -31,6 +31,7 @@ from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
 from portal.contacts.leads import contact_leads
 from portal.contacts.views import VIEW_PERMISSIONS, assignable_users
 from portal.errors import Forbidden, NotFound, ValidationError
+from portal.ids import parse_id
 from portal.models import Contact, HistoryEntry, User
 from portal.rendering import render
 from portal.settings.service import current_account
@@ -106,7 +107,7 @@ def _changeable_or_403(contact: Contact) -> None:
 
 def _before_arg(name: str = "before") -> int | None:
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return parse_id(raw)
 
 
 def _context(contact: Contact, **overrides) -> dict:

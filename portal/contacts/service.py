@@ -28,6 +28,7 @@ from portal.errors import (
     ValidationError,
 )
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.models import (
     Account,
     AssignmentHow,
@@ -315,7 +316,7 @@ def assign(
     except NotFound:
         _raise_if_just_taken(user, contact_id)
         raise
-    target_id = int(to_user_id) if to_user_id not in (None, "") else user.id
+    target_id = parse_id(to_user_id) if to_user_id not in (None, "") else user.id
     to_self = target_id == user.id
     if to_self:
         if not (user.can("contacts.claim") or user.can("contacts.assign")):

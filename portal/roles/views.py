@@ -14,6 +14,7 @@ from portal.auth.access import require
 from portal.auth.permissions import PERMISSIONS, grouped_permissions
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
+from portal.ids import parse_id
 from portal.rendering import render
 from portal.roles import service
 from portal.settings.service import current_account
@@ -108,7 +109,7 @@ def index():
 @require("roles.manage")
 def new():
     editor = _editor_for_input(service.RoleInput())
-    source_id = request.args.get("from", type=int)
+    source_id = parse_id(request.args.get("from"))
     if source_id is not None:  # start from a copy of another role
         try:
             source = service.get_role(current_account(), source_id)
