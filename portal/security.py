@@ -1,11 +1,15 @@
 """Security headers on every response; no control character in any form or
-query value reaches a view.
+query value reaches a view; text people typed is shown isolated.
 
 C0 control characters other than tab, line feed and carriage return are never
 typed into a form, and PostgreSQL refuses NUL in text where SQLite stores it:
 checking once, before any view, gives the same 422 naming the field on both
 databases and from every form, with nothing written. The JSON API keeps its
 own refusal of such bodies; its query strings are checked here too.
+
+Names and texts people typed are shown through the `bdi` template filter (or
+in an element with `dir="auto"`): a right-to-left override (U+202E) in a
+contact's name then reorders only that name, never the text around it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterable
 
 from flask import Flask, Response, request
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from portal.errors_http import error_response
 
@@ -73,9 +78,18 @@ def refuse_control_characters() -> Response | None:
     return error_response(422, message, fields={field: message})
 
 
+def isolate(value: object) -> Markup:
+    """`value` escaped inside a <bdi>, which ends every direction embedding
+    and override it holds; None or an empty text is nothing at all."""
+    if value is None or value == "":
+        return Markup("")
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
 def init_app(app: Flask) -> None:
     # Registered after CSRF's own check: a forged request is refused as such.
     app.before_request(refuse_control_characters)
+    app.add_template_filter(isolate, "bdi")
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
