@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -64,7 +65,12 @@ def test_the_export_quotes_full_width_formula_signs(
 
 @pytest.mark.parametrize("sign", ["＝", "＋", "－", "＠", "="])
 def test_the_import_error_report_quotes_full_width_formula_signs(
-    app: Flask, client: PortalClient, auth: Auth, ctx: None, run_jobs, sign: str
+    app: Flask,
+    client: PortalClient,
+    auth: Auth,
+    ctx: None,
+    run_jobs: Callable[[], int],
+    sign: str,
 ) -> None:
     auth.login(factories.make_user("admin"))
     rows = [

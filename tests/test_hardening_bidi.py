@@ -78,7 +78,7 @@ def test_the_checker_sees_an_exposed_override() -> None:
 
 
 @pytest.fixture
-def evil_world(ctx) -> dict:
+def evil_world(ctx: None) -> dict:
     """Everything people name, named with an override."""
     account = current_account()
     department = org.get_or_create_department(account, "sales", f"Sales {RLO}x")
@@ -166,7 +166,9 @@ def _offered(message: str) -> Offer:
     return db.session.get(Offer, placed.offer_id)
 
 
-def test_the_offer_pop_up_isolates_the_name_source_and_message(app: Flask, ctx) -> None:
+def test_the_offer_pop_up_isolates_the_name_source_and_message(
+    app: Flask, ctx: None
+) -> None:
     redis = get_redis()
     listener = redis.pubsub(ignore_subscribe_messages=True)
     listener.subscribe(channel_of(redis))
@@ -188,7 +190,7 @@ def test_the_offer_pop_up_isolates_the_name_source_and_message(app: Flask, ctx) 
 
 
 def test_the_end_of_an_offer_isolates_the_name(
-    client: PortalClient, auth: Auth, ctx
+    client: PortalClient, auth: Auth, ctx: None
 ) -> None:
     offer = _offered("")
     auth.login(db.session.get(factories.User, offer.agent_id))

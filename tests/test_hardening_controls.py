@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import Contact, Department, Role, Team, Unit
 from portal.security import first_field_with_control_character
 from tests import factories
-from tests.conftest import PortalClient
+from tests.conftest import Auth, PortalClient
 
 NUL = "\x00"
 
@@ -31,7 +31,7 @@ def snapshot() -> dict[str, list]:
 
 
 @pytest.fixture
-def world(auth, ctx) -> dict:
+def world(auth: Auth, ctx: None) -> dict:
     """An admin signed in, and one of each thing the forms change."""
     admin = factories.make_user("admin", teams=["north"], units=["downtown"])
     factories.make_user("attendant", departments=["sales"])
@@ -122,7 +122,7 @@ def test_a_control_character_in_a_form_is_422_naming_the_field(
     assert snapshot() == before
 
 
-def test_tab_and_line_breaks_are_still_text(client: PortalClient, world: dict):
+def test_tab_and_line_breaks_are_still_text(client: PortalClient, world: dict) -> None:
     body = "first line\r\nsecond\tline"
     response = client.hx_post(
         f"/contacts/{world['contact']}/history", data={"kind": "note", "body": body}
@@ -169,7 +169,7 @@ def test_a_control_character_in_a_query_string_is_422_not_500(
 
 @pytest.mark.parametrize("query", ["cursor=%00", "owner=%00", "limit=1%00"])
 def test_api_query_with_a_control_character_is_json_422(
-    client: PortalClient, ctx, query: str
+    client: PortalClient, ctx: None, query: str
 ) -> None:
     key = factories.make_api_key()
     response = client.get(
@@ -181,7 +181,9 @@ def test_api_query_with_a_control_character_is_json_422(
     assert list(body["fields"]) == [query.split("=")[0]]
 
 
-def test_the_api_keeps_its_own_refusal_of_nul_in_json(client: PortalClient, ctx):
+def test_the_api_keeps_its_own_refusal_of_nul_in_json(
+    client: PortalClient, ctx: None
+) -> None:
     key = factories.make_api_key()
     response = client.post(
         "/api/v1/leads",
@@ -203,5 +205,5 @@ def test_the_api_keeps_its_own_refusal_of_nul_in_json(client: PortalClient, ctx)
         ([("a", "\x1f")], "a"),
     ],
 )
-def test_first_field_with_control_character(pairs: list, expected: str | None):
+def test_first_field_with_control_character(pairs: list, expected: str | None) -> None:
     assert first_field_with_control_character(pairs) == expected

@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.ids import MAX_ID, parse_id
 from portal.models import Contact, User
 from tests import factories
-from tests.conftest import PortalClient
+from tests.conftest import Auth, PortalClient
 
 # Just past PostgreSQL's integer, past SQLite's and psycopg's 64 bits, far past.
 OUT_OF_RANGE = [str(MAX_ID + 1), str(2**63), str(10**20)]
@@ -51,7 +51,7 @@ def test_the_walk_found_the_routes_of_the_issue() -> None:
 
 
 @pytest.fixture
-def admin(auth, ctx) -> User:
+def admin(auth: Auth, ctx: None) -> User:
     user = factories.make_user("admin")
     assert auth.login(user).status_code == 303
     return user
@@ -71,11 +71,13 @@ def test_an_id_out_of_range_in_a_url_is_404(
 @pytest.mark.parametrize(
     "url", ["/contacts/0", "/contacts/١", "/contacts/-1", "/contacts/2147483648"]
 )
-def test_zero_and_non_ascii_digits_are_no_id(client: PortalClient, admin: User, url):
+def test_zero_and_non_ascii_digits_are_no_id(
+    client: PortalClient, admin: User, url: str
+) -> None:
     assert client.get(url).status_code == 404
 
 
-def test_an_id_in_range_still_opens_the_page(client: PortalClient, admin: User):
+def test_an_id_in_range_still_opens_the_page(client: PortalClient, admin: User) -> None:
     contact = factories.make_contact(admin)
     assert client.get(f"/contacts/{contact.id}").status_code == 200
 
@@ -194,7 +196,7 @@ def test_an_id_out_of_range_in_a_query_string_is_no_500(
 
 @pytest.mark.parametrize("value", OUT_OF_RANGE)
 def test_api_contacts_owner_out_of_range_is_422(
-    app: Flask, client: PortalClient, ctx, value: str
+    app: Flask, client: PortalClient, ctx: None, value: str
 ) -> None:
     key = factories.make_api_key()
     response = client.get(

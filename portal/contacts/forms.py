@@ -33,7 +33,9 @@ MAX_CUSTOM_FIELDS = 50
 TEXT_FIELDS = ("name", "phone", "email", "tags")
 
 
-def _optional_id(form: Mapping[str, str], name: str, errors: dict[str, str]):
+def _optional_id(
+    form: Mapping[str, str], name: str, errors: dict[str, str]
+) -> int | None:
     raw = (form.get(name) or "").strip()
     if not raw:
         return None

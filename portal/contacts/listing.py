@@ -287,7 +287,9 @@ def _id_by_key(account: Account, model, key: str) -> int | None:
     )
 
 
-def _id_in_account(account: Account, model, raw: str) -> int | None:
+def _id_in_account(
+    account: Account, model: type[Team] | type[Unit], raw: str
+) -> int | None:
     if parse_id(raw) is None:
         return None
     return db.session.scalar(

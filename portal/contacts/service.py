@@ -302,7 +302,7 @@ def _notify(log_id: int, to_user_id: int | None, by_user_id: int | None) -> None
 def assign(
     user: User,
     contact_id: int,
-    to_user_id: int | None = None,
+    to_user_id: int | str | None = None,
     how: str | None = None,
 ) -> Contact:
     """Give the contact to `to_user_id` (None: to `user` themself).

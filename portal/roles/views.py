@@ -107,7 +107,7 @@ def index():
 
 @bp.get("/roles/new")
 @require("roles.manage")
-def new():
+def new() -> tuple[str, int]:
     editor = _editor_for_input(service.RoleInput())
     source_id = parse_id(request.args.get("from"))
     if source_id is not None:  # start from a copy of another role
