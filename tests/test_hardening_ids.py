@@ -204,3 +204,24 @@ def test_api_contacts_owner_out_of_range_is_422(
     )
     assert response.status_code == 422
     assert "owner" in response.get_json()["fields"]
+
+
+@pytest.mark.parametrize("limit", ["%C2%B2", "9" * 5000, "0" * 20 + "5"])
+def test_a_list_limit_that_int_would_refuse_is_no_500(
+    client: PortalClient, admin: User, limit: str
+) -> None:
+    # "²" passes str.isdigit() and fails int(); so does a 5000-digit number.
+    response = client.get(f"/contacts?limit={limit}")
+    assert response.status_code in (200, 422)
+
+
+@pytest.mark.parametrize("limit", ["%C2%B2", "9" * 5000])
+def test_an_api_limit_that_int_would_refuse_is_422(
+    client: PortalClient, ctx: None, limit: str
+) -> None:
+    key = factories.make_api_key()
+    response = client.get(
+        f"/api/v1/contacts?limit={limit}", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 422
+    assert "limit" in response.get_json()["fields"]

@@ -47,7 +47,8 @@ def _owner_filter(account: Account, raw: str) -> list:
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT:
+    # isascii(): isdigit() alone passes "²", which int() refuses.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT:
         return int(raw)
     raise ValidationError(
         {"limit": _("Give a whole number from 1 to %(n)d.", n=MAX_LIMIT)}

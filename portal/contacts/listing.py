@@ -258,10 +258,14 @@ def parse_filters(
 
     limit = text("limit")
     if limit:
-        if not limit.isdigit():
+        # isdigit() alone passes "²", which int() refuses; and int() refuses
+        # a number of thousands of digits, far past the cap anyway.
+        if not (limit.isascii() and limit.isdigit()):
             errors["limit"] = _("Use a whole number.")
         else:
-            values["limit"] = min(max(int(limit), 1), MAX_LIMIT)
+            digits = limit.lstrip("0") or "0"
+            wanted = int(digits) if len(digits) <= len(str(MAX_LIMIT)) else MAX_LIMIT
+            values["limit"] = min(max(wanted, 1), MAX_LIMIT)
 
     if errors:
         raise ValidationError(errors)
