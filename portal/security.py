@@ -62,11 +62,15 @@ def first_field_with_control_character(
 
 
 def refuse_control_characters() -> Response | None:
-    """Answer 422 naming the field when a query or form value (not a JSON
-    body, not an uploaded file's content) holds a control character."""
+    """Answer 422 naming the field when a query or form value, or an uploaded
+    file's name (not a JSON body, not a file's content), holds a control
+    character."""
     pairs: list[tuple[str, str]] = list(request.args.items(multi=True))
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         pairs += request.form.items(multi=True)
+        # The browser's filename is kept to show it again.
+        files = request.files.items(multi=True)
+        pairs += [(name, upload.filename or "") for name, upload in files]
     field = first_field_with_control_character(pairs)
     if field is None:
         return None

@@ -6,6 +6,8 @@ view (portal/security.py) is what makes both answer alike."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from sqlalchemy import func, select
 
@@ -119,6 +121,20 @@ def test_a_control_character_in_a_form_is_422_naming_the_field(
     assert ("<html" in html) is not htmx
     if htmx:
         assert response.headers["HX-Retarget"] == "#flash"
+    assert snapshot() == before
+
+
+def test_a_control_character_in_an_uploaded_file_name_is_refused(
+    client: PortalClient, world: dict
+) -> None:
+    before = snapshot()
+    data = {"file": (io.BytesIO(b"Name,Phone\nAna,11912345678\n"), f"a{NUL}b.csv")}
+    response = client.post(
+        "/contacts/import", data=data, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422
+    assert "The field “file” contains a control character" in response.text
+    response.close()
     assert snapshot() == before
 
 
