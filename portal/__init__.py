@@ -20,6 +20,7 @@ from portal.extensions import (
     migrate,
     sock,
 )
+from portal.ids import IdConverter
 from portal.roulette.endings import withdraw_for_new_owners
 
 
@@ -28,6 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
     cfg = build_config(config)
     app = Flask(__name__, instance_path=cfg["INSTANCE_PATH"])
     app.config.update(cfg)
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from portal.redis_conn import limiter_storage_uri, redis_url

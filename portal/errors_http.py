@@ -6,7 +6,7 @@ request's target, so a failed inline edit never blanks out the row.
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -28,17 +28,22 @@ def _messages() -> dict[int, str]:
     }
 
 
-def error_response(code: int, message: str | None = None):
+def error_response(
+    code: int, message: str | None = None, fields: dict[str, str] | None = None
+) -> Response:
+    """The error as JSON (API), a flash fragment (htmx) or a page; `fields`
+    (field name: message) reach the API's body, the message says it to people."""
     message = message or _messages().get(code) or _("Something went wrong.")
     if request.path.startswith("/api/"):
-        return _api_error(code, message)
+        return _api_error(code, message, fields or {})
     if getattr(request, "htmx", False):
         html = render_block("errors/error.html", "flash", code=code, message=message)
         response = make_response(html, code)
         response.headers["HX-Retarget"] = "#flash"
         response.headers["HX-Reswap"] = "beforeend"
         return response
-    return render_template("errors/error.html", code=code, message=message), code
+    html = render_template("errors/error.html", code=code, message=message)
+    return make_response(html, code)
 
 
 _API_CODES = {
@@ -56,24 +61,25 @@ _API_CODES = {
 }
 
 
-def _api_error(code: int, message: str):
-    body = {"error": _API_CODES.get(code, "error"), "message": message, "fields": {}}
-    return jsonify(body), code
+def _api_error(code: int, message: str, fields: dict[str, str]) -> Response:
+    body = {"error": _API_CODES.get(code, "error"), "message": message}
+    response = jsonify({**body, "fields": fields})
+    response.status_code = code
+    return response
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):
+    def csrf_error(exc: CSRFError) -> Response:
         return error_response(
             400, _("Your form expired or was not sent from this site. Reload the page.")
         )
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
         if code == 429:
             response = error_response(429)
-            response = make_response(response)
             retry = getattr(exc, "retry_after", None)
             if retry:
                 response.headers["Retry-After"] = str(int(retry))
@@ -81,5 +87,5 @@ def init_app(app: Flask) -> None:
         return error_response(code)
 
     @app.errorhandler(InternalServerError)
-    def server_error(exc: InternalServerError):
+    def server_error(exc: InternalServerError) -> Response:
         return error_response(500)

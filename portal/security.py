@@ -1,8 +1,27 @@
-"""Security headers on every response."""
+"""Security headers on every response; no control character in any form or
+query value reaches a view; text people typed is shown isolated.
+
+C0 control characters other than tab, line feed and carriage return are never
+typed into a form, and PostgreSQL refuses NUL in text where SQLite stores it:
+checking once, before any view, gives the same 422 naming the field on both
+databases and from every form, with nothing written. The JSON API keeps its
+own refusal of such bodies; its query strings are checked here too.
+
+Names and texts people typed are shown through the `bdi` template filter (or
+in an element with `dir="auto"`): a right-to-left override (U+202E) in a
+contact's name then reorders only that name, never the text around it.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import re
+from collections.abc import Iterable
+
+from flask import Flask, Response, request
+from flask_babel import gettext as _
+from markupsafe import Markup
+
+from portal.errors_http import error_response
 
 # htmx is configured (see base.html) not to inject its own <style>, and no
 # template carries inline script: scripts and stylesheets stay 'self' only.
@@ -27,7 +46,55 @@ CSP = "; ".join(
 )
 
 
+# C0 controls but tab (09), line feed (0A) and carriage return (0D).
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def first_field_with_control_character(
+    pairs: Iterable[tuple[str, str]],
+) -> str | None:
+    """The name of the first field whose name or value holds a control
+    character no form takes, shown with those characters replaced; or None."""
+    for name, value in pairs:
+        if _CONTROL_CHARACTER.search(name) or _CONTROL_CHARACTER.search(value):
+            return _CONTROL_CHARACTER.sub("\N{REPLACEMENT CHARACTER}", name)
+    return None
+
+
+def refuse_control_characters() -> Response | None:
+    """Answer 422 naming the field when a query or form value, or an uploaded
+    file's name (not a JSON body, not a file's content), holds a control
+    character."""
+    pairs: list[tuple[str, str]] = list(request.args.items(multi=True))
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        pairs += request.form.items(multi=True)
+        # The browser's filename is kept to show it again.
+        files = request.files.items(multi=True)
+        pairs += [(name, upload.filename or "") for name, upload in files]
+    field = first_field_with_control_character(pairs)
+    if field is None:
+        return None
+    message = _(
+        "The field “%(field)s” contains a control character (such as NUL) "
+        "that no form accepts. Remove it and send again.",
+        field=field,
+    )
+    return error_response(422, message, fields={field: message})
+
+
+def isolate(value: object) -> Markup:
+    """`value` escaped inside a <bdi>, which ends every direction embedding
+    and override it holds; None or an empty text is nothing at all."""
+    if value is None or value == "":
+        return Markup("")
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
 def init_app(app: Flask) -> None:
+    # Registered after CSRF's own check: a forged request is refused as such.
+    app.before_request(refuse_control_characters)
+    app.add_template_filter(isolate, "bdi")
+
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         headers = response.headers

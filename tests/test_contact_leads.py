@@ -81,7 +81,7 @@ def test_a_manager_sees_each_offer_and_why_this_agent(client, auth, world):
     lead = body[body.index(f'id="lead-{world.routed.id}"') :]
     assert "Assigned" in lead
     assert "website" in lead and "Interested in the 2-bedroom" in lead
-    assert "<dt>Department</dt><dd>sales</dd>" in lead
+    assert "<dt>Department</dt><dd><bdi>sales</bdi></dd>" in lead
     assert "Taken by" in lead and "Bruno Agent" in lead
     assert "from arrival to acceptance" in lead  # speed to lead
     # The offers, oldest first: Alice declined, then Bruno accepted.
@@ -99,21 +99,24 @@ def test_a_manager_sees_each_offer_and_why_this_agent(client, auth, world):
     assert "Why this agent" in declined
     # Alice's offer: she was chosen, Bruno was eligible but not yet his turn.
     assert re.search(
-        r'data-reason="chosen"><strong>Alice Agent</strong>: chosen', declined
+        r'data-reason="chosen"><strong><bdi>Alice Agent</bdi></strong>: chosen',
+        declined,
     )
     assert re.search(
-        r'data-reason="later"><strong>Bruno Agent</strong>: '
+        r'data-reason="later"><strong><bdi>Bruno Agent</bdi></strong>: '
         r"eligible, not their turn yet",
         declined,
     )
     # Bruno's offer: Alice had declined this lead already.
     assert 'data-offer-state="accepted"' in accepted and "Accepted" in accepted
     assert re.search(
-        r'data-reason="declined"><strong>Alice Agent</strong>: '
+        r'data-reason="declined"><strong><bdi>Alice Agent</bdi></strong>: '
         r"already declined this lead",
         accepted,
     )
-    assert re.search(r'data-reason="chosen"><strong>Bruno Agent</strong>', accepted)
+    assert re.search(
+        r'data-reason="chosen"><strong><bdi>Bruno Agent</bdi></strong>', accepted
+    )
 
 
 def test_a_waiting_lead_says_why_it_waits(client, auth, world):
@@ -124,10 +127,12 @@ def test_a_waiting_lead_says_why_it_waits(client, auth, world):
     assert "Waiting in the queue" in lead
     assert "Nobody could take it at the last try (round 1)" in lead
     assert re.search(
-        r'data-reason="paused"><strong>Alice Agent</strong>: not available', lead
+        r'data-reason="paused"><strong><bdi>Alice Agent</bdi></strong>: not available',
+        lead,
     )
     assert re.search(
-        r'data-reason="paused"><strong>Bruno Agent</strong>: not available', lead
+        r'data-reason="paused"><strong><bdi>Bruno Agent</bdi></strong>: not available',
+        lead,
     )
     assert "offer-record-" not in lead  # never offered
 

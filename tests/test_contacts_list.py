@@ -771,7 +771,8 @@ def test_save_list_and_delete_a_view(client, auth, world):
     body = response.get_data(as_text=True)
     assert "<html" not in body
     assert (
-        'href="/contacts?owner=unassigned">Waiting &lt;b&gt;queue&lt;/b&gt;</a>' in body
+        'href="/contacts?owner=unassigned">'
+        "<bdi>Waiting &lt;b&gt;queue&lt;/b&gt;</bdi></a>" in body
     )
     (saved,) = db.session.scalars(select(SavedFilter))
     assert (saved.user_id, saved.query) == (world.manager.id, "owner=unassigned")

@@ -172,7 +172,9 @@ def test_profile_shows_details_owner_and_timeline(client, auth, ctx):
     assert "Sales" in html or "sales" in html
     assert "Summer" in html
     assert f'id="owner-{contact.id}"' in html and "Olga Owner" in html
-    assert "Assigned to Olga Owner" in html  # the creation's assignment entry
+    assert (
+        "Assigned to <bdi>Olga Owner</bdi>" in html
+    )  # the creation's assignment entry
     assert "Manual" in html  # origin
     assert "First response" not in html  # not attended yet
 
@@ -274,7 +276,7 @@ def test_status_change_with_reason_updates_block_and_timeline(client, auth, ctx)
     assert "<html" not in html
     assert 'id="contact-status"' in html and "Lost" in html
     assert "Status changed from Assigned to Lost." in html
-    assert "Reason: Too dear" in html
+    assert "Reason: <bdi>Too dear</bdi>" in html
     row = fresh(contact)
     assert (row.status, row.status_reason) == ("lost", "Too dear")
 
@@ -469,7 +471,10 @@ def test_timeline_shows_assignments_from_to_by_and_how(client, auth, ctx):
     refresh = client.hx_get(f"/contacts/{contact.id}/timeline")
     html = refresh.get_data(as_text=True)
     assert "<html" not in html
-    assert "Owner changed from Sam Seller to Tia Seller (reassignment)." in html
+    assert (
+        "Owner changed from <bdi>Sam Seller</bdi> to <bdi>Tia Seller</bdi>"
+        " (reassignment)." in html
+    )
     assert "Mia Manager" in html  # by whom
     assert 'hx-target="#contact-status"' in html
     assert db.session.scalar(db.select(db.func.count(AssignmentLog.id))) == 2

@@ -385,7 +385,7 @@ def test_delete_without_javascript_asks_first(client, auth, ctx):
     role = _custom("helper")
     auth.login(factories.make_user("admin"))
     page = client.get(f"/admin/roles/{role.id}/delete").get_data(as_text=True)
-    assert "Delete the role Helper?" in page
+    assert "Delete the role <bdi>Helper</bdi>?" in page
     assert client.post(f"/admin/roles/{role.id}/delete").status_code == 303
     assert _role("helper") is None
 

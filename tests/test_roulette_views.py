@@ -370,7 +370,7 @@ def test_pushed_offer_carries_what_the_pop_up_needs(ctx):
     assert "&lt;b&gt;near&lt;/b&gt;" in html  # the lead's message is escaped
     assert f"/offers/{offer.id}/accept" in html
     assert f"/offers/{offer.id}/decline" in html
-    assert "<dd>sales</dd>" in html  # the department
+    assert "<dd><bdi>sales</bdi></dd>" in html  # the department
 
 
 @pytest.mark.parametrize("answer", ["accept", "decline"])
@@ -402,7 +402,7 @@ def test_the_end_of_an_answered_offer_is_pushed_in_the_agents_language(
     assert f'id="offer-{offer.id}"' in ended[0]
     assert f'data-state="{state}"' in ended[0]
     said = "Você aceitou" if answer == "accept" else "Você recusou"
-    assert f"{said} o lead de {contact_name}." in ended[0]
+    assert f"{said} o lead de <bdi>{contact_name}</bdi>." in ended[0]
 
 
 def test_a_dispatched_pop_up_is_the_one_read_back_on_reconnect(ctx):
@@ -434,5 +434,6 @@ def test_a_dispatched_pop_up_is_the_one_read_back_on_reconnect(ctx):
 
     read_back = push.offer_html(offer.id)
     assert steady(pushed) == steady(read_back)
-    assert "<dd>sales</dd>" in pushed and "&lt;b&gt;rooms&lt;/b&gt;" in pushed
+    assert "<dd><bdi>sales</bdi></dd>" in pushed
+    assert "&lt;b&gt;rooms&lt;/b&gt;" in pushed
     assert "Novo lead" in pushed  # in the agent's language

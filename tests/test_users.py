@@ -238,7 +238,7 @@ def test_list_is_ordered_by_name_ignoring_case(client, admin):
     for name in ("charlie", "Bravo", "alpha"):
         factories.make_user("attendant", name=name)
     html = client.hx_get("/admin/users").get_data(as_text=True)
-    names = re.findall(r'<td data-label="Name">([^<]*)</td>', html)
+    names = re.findall(r'<td data-label="Name"><bdi>([^<]*)</bdi></td>', html)
     assert names == ["alpha", "Bravo", "charlie", "The Boss"]
 
 
@@ -318,7 +318,7 @@ def test_list_pages_by_100_with_a_more_link(client, admin):
     assert "q=page" in more_url
 
     rest = client.hx_get(more_url).get_data(as_text=True)
-    names = re.findall(r'<td data-label="Name">([^<]*)</td>', rest)
+    names = re.findall(r'<td data-label="Name"><bdi>([^<]*)</bdi></td>', rest)
     assert names == ["Page 100", "Page 101", "Page 102", "Page 103"]
     assert "more-users" not in rest
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from portal.contacts.cursor import Cursor, decode_cursor, encode_cursor
 from portal.errors import ValidationError
 from portal.extensions import db
-from portal.leads.service import MAX_ID, iso
+from portal.ids import parse_id
+from portal.leads.service import iso
 from portal.models import Account, Contact, User
 
 CURSOR_SORT = "api_id"
@@ -32,9 +33,9 @@ def _owner_filter(account: Account, raw: str) -> list:
     refused = ValidationError(
         {"owner": _("Give a user id of this account, or unassigned.")}
     )
-    if not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+    owner_id = parse_id(raw)
+    if owner_id is None:
         raise refused
-    owner_id = int(raw)
     exists = db.session.scalar(
         select(User.id).where(User.id == owner_id, User.account_id == account.id)
     )
@@ -46,7 +47,8 @@ def _owner_filter(account: Account, raw: str) -> list:
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT:
+    # isascii(): isdigit() alone passes "²", which int() refuses.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT:
         return int(raw)
     raise ValidationError(
         {"limit": _("Give a whole number from 1 to %(n)d.", n=MAX_LIMIT)}

@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.models import Account, ApiKey, User
 from portal.models.base import utcnow
 
@@ -125,12 +126,8 @@ def list_keys(account: Account) -> list[ApiKey]:
 
 def get_key(account: Account, key_id: int | str) -> ApiKey:
     """The account's key `key_id`; raises NotFound."""
-    try:
-        wanted = int(key_id)
-    except (TypeError, ValueError):
-        wanted = 0
-    # Ids are 32-bit on PostgreSQL: a larger one is no key, not a query error.
-    key = db.session.get(ApiKey, wanted) if 0 < wanted <= 2**31 - 1 else None
+    wanted = parse_id(key_id)
+    key = db.session.get(ApiKey, wanted) if wanted is not None else None
     if key is None or key.account_id != account.id:
         raise NotFound()
     return key

@@ -23,6 +23,7 @@ from portal.contacts.scope import (
 )
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.models import AssignmentHow, AssignmentLog, Contact, User
 from portal.models.base import utcnow
 from portal.models.contact import campaign_member
@@ -31,7 +32,7 @@ from portal.models.contact import campaign_member
 def _target(user: User, to_user_id: int | str | None) -> User:
     """Whom `user` gives the contact to (themself when no id is given);
     raises Forbidden when they may not."""
-    target_id = int(to_user_id) if to_user_id not in (None, "") else user.id
+    target_id = parse_id(to_user_id) if to_user_id not in (None, "") else user.id
     if target_id == user.id:
         if not (user.can("contacts.claim") or user.can("contacts.assign")):
             raise Forbidden(_("You may not take contacts."))

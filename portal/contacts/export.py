@@ -3,7 +3,7 @@
 Streamed: rows are read in keyset chunks and written as they come, so a
 million-row export holds one chunk in memory. Visibility is the list's
 (pages.page_plan always applies scope.visible_clause). Cells a
-spreadsheet would run as a formula are neutralised with a leading quote.
+spreadsheet would run as a formula are neutralised (portal.csvsafe).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 
 from portal.contacts import list_filters, pages
+from portal.csvsafe import neutralise
 from portal.models import Campaign, Contact, Department, User
 
 COLUMNS = (
@@ -35,19 +36,6 @@ COLUMNS = (
 )
 CHUNK = 1000
 BOM = "\ufeff"  # spreadsheet apps then read the file as UTF-8
-# What spreadsheet apps treat as the start of a formula (OWASP "CSV
-# injection"), plus the full-width signs some of them also accept.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-
-
-def neutralise(value: object) -> str:
-    """The cell as text; one that could start a formula gets a leading quote."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
 
 
 def _timestamp(moment: datetime | None) -> str:

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from portal.contacts.cleaning import MAX_TAGS, ContactInput
+from portal.ids import parse_id
 from portal.models import Contact, ContactStatus
 
 # What a person may set by hand; "new" and "assigned" follow from ownership.
@@ -38,10 +39,9 @@ def _optional_id(
     raw = (form.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if parse_id(raw) is None:
         errors[name] = _("Pick from the list.")
-        return None
-    return int(raw)
+    return parse_id(raw)
 
 
 def _tags(raw: str, errors: dict[str, str]) -> list[str]:

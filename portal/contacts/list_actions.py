@@ -38,6 +38,7 @@ from portal.contacts.views import (
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.models import Contact, User
 from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
@@ -129,10 +130,10 @@ def _bulk_input() -> tuple[list[int], int]:
         errors["contact_id"] = _("Select at least one contact.")
     elif len(raw_ids) > MAX_BULK:
         errors["contact_id"] = _("Select at most %(n)d contacts.", n=MAX_BULK)
-    elif not all(raw.strip().isdigit() and len(raw) < 19 for raw in raw_ids):
+    elif None in map(parse_id, raw_ids):
         errors["contact_id"] = _("Pick from the list.")
     raw_user = (request.form.get("user_id") or "").strip()
-    if not raw_user.isdigit() or len(raw_user) > 18:
+    if parse_id(raw_user) is None:
         errors["user_id"] = _("Pick whom to assign to.")
     if errors:
         raise ValidationError(errors)

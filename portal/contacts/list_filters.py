@@ -26,6 +26,7 @@ from wtforms.validators import ValidationError as WTFormsValidationError
 from portal.contacts.cursor import Cursor, decode_cursor
 from portal.errors import ValidationError
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.models import (
     Account,
     Campaign,
@@ -248,7 +249,8 @@ class ListFilterForm(FlaskForm):
         self._after(field, self.active_from)
 
     def validate_limit(self, field: Field) -> None:
-        if field.data and not field.data.isdigit():
+        # isdigit() alone passes "²", which int() refuses.
+        if field.data and not (field.data.isascii() and field.data.isdigit()):
             raise WTFormsValidationError(_("Use a whole number."))
 
     def filters(self) -> ContactFilters:
@@ -275,7 +277,7 @@ class ListFilterForm(FlaskForm):
             "sort": self.sort.data,
         }
         if self.limit.data:
-            values["limit"] = min(max(int(self.limit.data), 1), MAX_LIMIT)
+            values["limit"] = _capped_limit(self.limit.data)
         return ContactFilters(**values)
 
 
@@ -306,6 +308,16 @@ def parse_filters(
     return filters
 
 
+def _capped_limit(digits: str) -> int:
+    """The page size `digits` (ASCII digits) asks for, within 1..MAX_LIMIT.
+
+    int() refuses a number of thousands of digits; one that long is past the
+    cap anyway, so only a number as short as MAX_LIMIT is read."""
+    digits = digits.lstrip("0") or "0"
+    wanted = int(digits) if len(digits) <= len(str(MAX_LIMIT)) else MAX_LIMIT
+    return min(max(wanted, 1), MAX_LIMIT)
+
+
 def _id_by_key(
     account: Account, model: type[Department] | type[Campaign], key: str
 ) -> int | None:
@@ -317,8 +329,7 @@ def _id_by_key(
 def _id_in_account(
     account: Account, model: type[User] | type[Team] | type[Unit], raw: str
 ) -> int | None:
-    # Longer digit strings overflow the id column's 64 bits.
-    if not raw.isdigit() or len(raw) > 18:
+    if parse_id(raw) is None:
         return None
     return db.session.scalar(
         select(model.id).where(model.id == int(raw), model.account_id == account.id)

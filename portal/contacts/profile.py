@@ -36,6 +36,7 @@ from portal.contacts.views import (
     current_viewer,
 )
 from portal.errors import Forbidden, NotFound, ValidationError
+from portal.ids import parse_id
 from portal.models import Contact, HistoryEntry
 from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
@@ -91,7 +92,7 @@ def _changeable_or_403(contact: Contact) -> None:
 
 def _before_arg(name: str = "before") -> int | None:
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return parse_id(raw)
 
 
 def _context(contact: Contact, **overrides: Any) -> dict[str, Any]:

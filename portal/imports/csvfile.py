@@ -14,14 +14,13 @@ from pathlib import Path
 
 from flask_babel import gettext as _
 
+from portal.csvsafe import neutralise
 from portal.errors import ValidationError
 
 DELIMITERS = ",;\t"
 MAX_COLUMNS = 100
 MAX_ROWS = 200_000
 SNIFF_CHARS = 64 * 1024
-# A character a spreadsheet reads as the start of a formula (OWASP's list).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_LIKE = re.compile(r"^[\d\s().+\-/]{7,}$")
@@ -203,12 +202,6 @@ def inspect(text: str, delimiter: str) -> tuple[list[str], int]:
             )
         )
     return header, total
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 class ErrorReport:

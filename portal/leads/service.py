@@ -38,6 +38,7 @@ from portal.contacts.cleaning import clean_email, unowned_contact_values
 from portal.database import column_param, prefixed, reads_outside_transaction
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
+from portal.ids import MAX_ID
 from portal.leads.schemas import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadIn
 from portal.models import (
     Account,
@@ -54,9 +55,6 @@ from portal.models.base import utcnow
 from portal.roulette.routing import HANDED_TO_ROUTER, route_soon
 
 log = logging.getLogger(__name__)
-
-# Ids are 32-bit integers on PostgreSQL; a larger one is no row, not an error.
-MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from simple_websocket import Server
 from sqlalchemy import update
 
 from portal.extensions import db, sock
+from portal.ids import parse_id
 from portal.models import Offer, User
 from portal.models.base import utcnow
 from portal.realtime import presence
@@ -90,8 +91,10 @@ hub.resync = send_state
 
 def _mark_seen(user_id: int, raw: str) -> None:
     try:
-        offer_id = int(json.loads(raw).get("seen"))
-    except (ValueError, TypeError, AttributeError):
+        offer_id = parse_id(json.loads(raw).get("seen"))
+    except (ValueError, AttributeError):
+        return
+    if offer_id is None:
         return
     db.session.execute(
         update(Offer)

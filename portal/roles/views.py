@@ -14,6 +14,7 @@ from flask_login import current_user
 from portal.auth.access import require
 from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.errors_http import error_response
+from portal.ids import parse_id
 from portal.models import Role
 from portal.models.permissions import PERMISSIONS, grouped_permissions
 from portal.rendering import render
@@ -110,7 +111,7 @@ def index() -> ResponseReturnValue:
 @require("roles.manage")
 def new() -> ResponseReturnValue:
     editor = _editor_for_input(service.RoleInput())
-    source_id = request.args.get("from", type=int)
+    source_id = parse_id(request.args.get("from"))
     if source_id is not None:  # start from a copy of another role
         try:
             source = service.get_role(current_account(), source_id)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from portal.ids import parse_id
 from portal.models import User
 from portal.users.service import (
     FLAGS,
@@ -35,14 +36,14 @@ def filters_from_args(args: Mapping[str, str]) -> UserFilters:
         q=(args.get("q") or "").strip()[:MAX_QUERY_LENGTH],
         role=(args.get("role") or "")[:50],
         status=status if status in STATUS_FILTERS else "",
-        after=int(after) if after.isdigit() else None,
+        after=parse_id(after),
     )
 
 
 def _ids(form: MultiDict, name: str, errors: dict[str, str]) -> list[int]:
     ids = []
     for raw in form.getlist(name):
-        if not raw.strip().isdigit():
+        if parse_id(raw) is None:
             errors[name] = _("Pick from the list.")
             continue
         ids.append(int(raw))
