@@ -53,8 +53,6 @@ def neutralise(value: object) -> str:
 def _timestamp(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
