@@ -62,7 +62,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from bench.common import pct
@@ -99,11 +99,9 @@ def verdict(ok: bool) -> str:
 
 
 def epoch(moment: datetime | None) -> float | None:
-    """A database timestamp as seconds since the epoch (naive means UTC)."""
+    """A database timestamp as seconds since the epoch."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 

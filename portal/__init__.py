@@ -4,12 +4,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import (
+    Flask,
+    current_app,
+    flash,
+    has_request_context,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
 
-from portal import database  # engine pragmas, the SQLite gate, pings
+from portal import (
+    database,  # engine pragmas, the SQLite gate, pings
+    errors_http,
+    imports,
+    org,
+    roles,
+    security,
+    settings,
+    users,
+)
+from portal.api import bp as api_bp
+from portal.apikeys import bp as apikeys_bp
+from portal.auth import bp as auth_bp
+from portal.auth.access import can
+from portal.auth.service import load_session_user
+from portal.cli import register_commands
 from portal.config import build_config
+from portal.contacts import bp as contacts_bp
 from portal.contacts.ownership import owner_changed
+from portal.errors_http import error_response
 from portal.extensions import (
     babel,
     csrf,
@@ -21,7 +49,13 @@ from portal.extensions import (
     sock,
 )
 from portal.ids import IdConverter
+from portal.main import bp as main_bp
+from portal.navigation import navigation
+from portal.realtime.views import bp as realtime_bp
+from portal.redis_conn import limiter_storage_uri, redis_url
 from portal.roulette.endings import withdraw_for_new_owners
+from portal.roulette.views import bp as roulette_bp
+from portal.roulette.views import presence_switch
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -31,8 +65,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(cfg)
     app.url_map.converters["int"] = IdConverter  # before any route is added
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-
-    from portal.redis_conn import limiter_storage_uri, redis_url
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(redis_url(app)))
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
@@ -53,16 +85,6 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
     _init_login(app)
-
-    from portal import errors_http, imports, org, roles, security, settings, users
-    from portal.api import bp as api_bp
-    from portal.apikeys import bp as apikeys_bp
-    from portal.auth import bp as auth_bp
-    from portal.cli import register_commands
-    from portal.contacts import bp as contacts_bp
-    from portal.main import bp as main_bp
-    from portal.realtime.views import bp as realtime_bp
-    from portal.roulette.views import bp as roulette_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
@@ -87,8 +109,6 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _select_locale() -> str | None:
-    from flask import current_app, has_request_context
-
     if not has_request_context():
         return None  # jobs and commands choose with force_locale
     languages = list(current_app.config["LANGUAGES"])
@@ -100,26 +120,18 @@ def _select_locale() -> str | None:
 
 
 def _init_login(app: Flask) -> None:
-    from portal.auth.service import load_session_user
-
     login_manager.init_app(app)
     login_manager.login_view = "auth.login_form"
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_session_user)
 
-    from flask_babel import lazy_gettext
-
     login_manager.login_message = lazy_gettext("Please sign in to see this page.")
     login_manager.login_message_category = "info"
 
     @login_manager.unauthorized_handler
-    def unauthorized():
-        from flask import flash, redirect, url_for
-
+    def unauthorized() -> ResponseReturnValue:
         login_url = url_for("auth.login_form", next=request.full_path.rstrip("?"))
         if request.path.startswith("/api/"):
-            from portal.errors_http import error_response
-
             return error_response(401, str(lazy_gettext("Sign in first.")))
         if getattr(request, "htmx", False):
             # A fragment request must not swap the login page into a table
@@ -130,12 +142,6 @@ def _init_login(app: Flask) -> None:
 
 
 def _init_templates(app: Flask) -> None:
-    from flask_babel import get_locale
-
-    from portal.auth.access import can
-    from portal.navigation import navigation
-    from portal.roulette.views import presence_switch
-
     @app.context_processor
     def portal_context() -> dict:
         locale = get_locale()

@@ -16,7 +16,6 @@ from portal.roulette.choice import (
     Pool,
     Roster,
     Skip,
-    aware,
     declined_by,
     evaluate,
     may_start_next_round,
@@ -201,12 +200,6 @@ def test_a_round_is_over_when_every_free_candidate_declined() -> None:
     assert not may_start_next_round(Lead(), nobody_declined)
     Lead.exhausted_at = T0
     assert not may_start_next_round(Lead(), everyone_declined)
-
-
-def test_naive_times_are_taken_as_utc() -> None:
-    assert aware(datetime(2026, 1, 5, 9, 0)) == T0
-    assert aware(T0) is T0
-    assert aware(None) is None
 
 
 def test_the_choice_imports_nothing_that_reads_or_writes() -> None:

@@ -137,11 +137,7 @@ def _raise_if_just_taken(user: User, contact_id: int | str) -> None:
         return
     if contact.assigned_at == contact.created_at:
         return  # owned since creation: it never waited in the queue
-    assigned_at = contact.assigned_at
-    now = utcnow()
-    if assigned_at.tzinfo is None:
-        assigned_at = assigned_at.replace(tzinfo=now.tzinfo)
-    if (now - assigned_at).total_seconds() > JUST_TAKEN_SECONDS:
+    if (utcnow() - contact.assigned_at).total_seconds() > JUST_TAKEN_SECONDS:
         return
     last = db.session.execute(
         select(

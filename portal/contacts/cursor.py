@@ -84,7 +84,8 @@ def decode_cursor(token: str, sort: str) -> Cursor:
 
 
 def as_utc(moment: datetime) -> datetime:
-    # SQLite hands datetimes back naive; they were stored as UTC.
+    """A moment parsed from a cursor's ISO text, in UTC. Text without an
+    offset parses naive; it is taken as UTC, the zone of every stored time."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -41,8 +41,6 @@ BOM = "\ufeff"  # spreadsheet apps then read the file as UTF-8
 def _timestamp(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 

@@ -11,7 +11,7 @@ leads without their colleagues' skip reasons.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -56,15 +56,7 @@ REASON_LABELS = {
 }
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def _seconds(since: datetime | None, until: datetime | None) -> int | None:
-    since, until = _aware(since), _aware(until)
     if since is None or until is None:
         return None
     return max(0, int((until - since).total_seconds()))

@@ -146,7 +146,7 @@ def _keyset(filters: ContactFilters, cursor: Cursor | None) -> tuple[list, list]
 
 def _cursor_for(sort: str, contact: Contact | Row) -> Cursor:
     if sort == "last_activity":
-        value: int | str = as_utc(contact.last_activity_at).isoformat()
+        value: int | str = contact.last_activity_at.isoformat()
     else:
         value = contact.id
     return Cursor(sort=sort, value=value, id=contact.id)
@@ -235,7 +235,7 @@ def with_related(query: Select) -> Select:
 
 def _sort_key(sort: str) -> Callable[[Contact | Row], tuple[datetime, int] | int]:
     if sort == "last_activity":
-        return lambda c: (as_utc(c.last_activity_at), c.id)
+        return lambda c: (c.last_activity_at, c.id)
     return lambda c: c.id
 
 

@@ -18,7 +18,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from portal.contacts import normalize
-from portal.contacts.cursor import as_utc
 from portal.contacts.list_filters import QUEUE_PERMISSION, ContactFilters
 from portal.contacts.scope import sees_everything
 from portal.contacts.service import OPEN_STATUSES
@@ -191,7 +190,7 @@ def waiting_since(account_id: int, contact_ids: list[int]) -> dict[int, datetime
         )
         .group_by(Lead.contact_id)
     )
-    return {contact_id: as_utc(since) for contact_id, since in rows}
+    return {contact_id: since for contact_id, since in rows}
 
 
 def narrowing_clauses(

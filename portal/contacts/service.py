@@ -111,8 +111,6 @@ def mark_attended(contact: Contact, user: User, at: datetime | None = None) -> N
         contact.attended_at = at
         started = contact.assigned_at or contact.created_at
         if started is not None:
-            if started.tzinfo is None:
-                started = started.replace(tzinfo=at.tzinfo)
             contact.first_response_seconds = max(0, int((at - started).total_seconds()))
         if contact.status in (ContactStatus.NEW, ContactStatus.ASSIGNED):
             contact.status = ContactStatus.IN_PROGRESS
@@ -128,10 +126,9 @@ def mark_attended(contact: Contact, user: User, at: datetime | None = None) -> N
         )
     ):
         lead.attended_at = at
-        created = lead.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=at.tzinfo)
-        lead.first_response_seconds = max(0, int((at - created).total_seconds()))
+        lead.first_response_seconds = max(
+            0, int((at - lead.created_at).total_seconds())
+        )
 
 
 def add_history(user: User, contact_id: int, kind: str, body: str) -> HistoryEntry:

@@ -122,8 +122,6 @@ def _short_datetime_formatter() -> Callable[[datetime | None], str]:
     def when(moment: datetime | None) -> str:
         if moment is None:
             return ""
-        if moment.tzinfo is None:  # SQLite hands back naive UTC
-            moment = moment.replace(tzinfo=UTC)
         return pattern.apply(moment.astimezone(zone), locale)
 
     return when
@@ -132,8 +130,6 @@ def _short_datetime_formatter() -> Callable[[datetime | None], str]:
 def _iso(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat()
 
 

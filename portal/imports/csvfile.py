@@ -212,7 +212,7 @@ class ErrorReport:
     batch interrupted after writing its lines never lists them twice.
     """
 
-    def __init__(self, path: Path, header: list[str], committed_bytes: int):
+    def __init__(self, path: Path, header: list[str], committed_bytes: int) -> None:
         self.path = path
         self.width = len(header)
         if committed_bytes and path.exists():

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from portal.contacts import normalize
 from portal.contacts.cleaning import MAX_TAGS, ContactInput, clean_contact
@@ -108,7 +109,7 @@ class Existing:
 class RowChecker:
     """Validates and plans records for one import by one importer."""
 
-    def __init__(self, imp: ContactImport, importer: User, account: Account):
+    def __init__(self, imp: ContactImport, importer: User, account: Account) -> None:
         self.imp = imp
         self.importer = importer
         self.account = account
@@ -140,7 +141,7 @@ class RowChecker:
         ]
         return {u.email.lower(): u.id for u in owners}, {u.id: u.name for u in owners}
 
-    def _load_keys(self, model) -> dict[str, int]:
+    def _load_keys(self, model: type[Department | Campaign]) -> dict[str, int]:
         found: dict[str, int] = {}
         rows = db.session.execute(
             select(model.id, model.key, model.name).where(
@@ -251,7 +252,9 @@ class RowChecker:
     def _lookup(table: dict[str, int], raw: str) -> int | None:
         return table.get(raw.strip().lower()) or table.get(normalize.fold(raw))
 
-    def _existing(self, column, keys: set[str]) -> dict[str, Existing]:
+    def _existing(
+        self, column: InstrumentedAttribute[str | None], keys: set[str]
+    ) -> dict[str, Existing]:
         if not keys:
             return {}
         visible = visible_clause(self.importer).label("visible")

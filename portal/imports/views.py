@@ -7,12 +7,14 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
+    current_app,
     redirect,
     render_template,
     request,
     send_file,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -36,7 +38,7 @@ def _own_import(import_id: int) -> ContactImport:
         abort(404)
 
 
-def _start_page(errors: dict | None = None, status: int = 200):
+def _start_page(errors: dict | None = None, status: int = 200) -> tuple[str, int]:
     return (
         render_template(
             "imports/start.html",
@@ -49,13 +51,11 @@ def _start_page(errors: dict | None = None, status: int = 200):
 
 
 def _max_megabytes() -> int:
-    from flask import current_app
-
     return int(current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024))
 
 
 @bp.errorhandler(RequestEntityTooLarge)
-def too_large(exc: RequestEntityTooLarge):
+def too_large(exc: RequestEntityTooLarge) -> tuple[str, int]:
     """An upload over the limit: the upload page again, saying the limit."""
     message = _(
         "The file is larger than %(n)d MB. Split it into smaller files and "
@@ -69,13 +69,13 @@ def too_large(exc: RequestEntityTooLarge):
 
 @bp.get("/contacts/import")
 @require(PERMISSION)
-def start():
+def start() -> ResponseReturnValue:
     return _start_page()
 
 
 @bp.post("/contacts/import")
 @require(PERMISSION)
-def upload():
+def upload() -> ResponseReturnValue:
     """Check and keep the file, then map its columns (303)."""
     try:
         imp = service.store_upload(
@@ -86,7 +86,9 @@ def upload():
     return redirect(url_for("imports.mapping", import_id=imp.id), code=303)
 
 
-def _mapping_page(imp: ContactImport, errors: dict | None = None, status: int = 200):
+def _mapping_page(
+    imp: ContactImport, errors: dict | None = None, status: int = 200
+) -> tuple[str, int]:
     fmt = csvfile.CsvFormat(imp.encoding, imp.delimiter)
     chosen = request.form if errors else None
     columns = []
@@ -113,7 +115,7 @@ def _mapping_page(imp: ContactImport, errors: dict | None = None, status: int = 
 
 @bp.get("/contacts/import/<int:import_id>/mapping")
 @require(PERMISSION)
-def mapping(import_id: int):
+def mapping(import_id: int) -> ResponseReturnValue:
     imp = _own_import(import_id)
     if service.is_started(imp):
         return redirect(url_for("imports.show", import_id=imp.id), code=303)
@@ -122,7 +124,7 @@ def mapping(import_id: int):
 
 @bp.post("/contacts/import/<int:import_id>/mapping")
 @require(PERMISSION)
-def save_mapping(import_id: int):
+def save_mapping(import_id: int) -> ResponseReturnValue:
     """Keep the mapping, then preview (303); 422 with the mistakes marked."""
     imp = _own_import(import_id)
     columns = [
@@ -139,7 +141,7 @@ def save_mapping(import_id: int):
 
 @bp.get("/contacts/import/<int:import_id>/preview")
 @require(PERMISSION)
-def preview(import_id: int):
+def preview(import_id: int) -> ResponseReturnValue:
     imp = _own_import(import_id)
     if service.is_started(imp):
         return redirect(url_for("imports.show", import_id=imp.id), code=303)
@@ -157,7 +159,7 @@ def preview(import_id: int):
 
 @bp.post("/contacts/import/<int:import_id>/start")
 @require(PERMISSION)
-def start_import(import_id: int):
+def start_import(import_id: int) -> ResponseReturnValue:
     """Queue the job (once), then follow its progress (303)."""
     imp = _own_import(import_id)
     try:
@@ -179,7 +181,7 @@ def _progress_context(imp: ContactImport) -> dict:
 
 @bp.get("/contacts/import/<int:import_id>")
 @require(PERMISSION)
-def show(import_id: int):
+def show(import_id: int) -> ResponseReturnValue:
     imp = _own_import(import_id)
     if not service.is_started(imp):
         return redirect(url_for("imports.mapping", import_id=imp.id), code=303)
@@ -188,7 +190,7 @@ def show(import_id: int):
 
 @bp.get("/contacts/import/<int:import_id>/progress")
 @require(PERMISSION)
-def progress(import_id: int):
+def progress(import_id: int) -> ResponseReturnValue:
     """The progress component alone; it polls itself until the import ends."""
     imp = _own_import(import_id)
     return render("imports/show.html", block="progress", **_progress_context(imp))
@@ -196,7 +198,7 @@ def progress(import_id: int):
 
 @bp.get("/contacts/import/<int:import_id>/errors.csv")
 @require(PERMISSION)
-def report(import_id: int):
+def report(import_id: int) -> ResponseReturnValue:
     """The rows that were not imported, for the importer (or an admin)."""
     imp = _own_import(import_id)
     path = service.report_path(imp)

@@ -454,11 +454,9 @@ def _route(lead_id: int) -> str:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z (SQLite hands back naive UTC datetimes)."""
+    """ISO 8601 in UTC with a Z."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return (
         moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )

@@ -31,7 +31,6 @@ from portal.models import (
     User,
 )
 from portal.models.base import utcnow
-from portal.roulette.choice import aware
 from portal.roulette.endings import after_decision, lead_assigned_by_hand, requeue
 from portal.roulette.push import Ended, ended_of
 from portal.roulette.switch import set_available
@@ -90,7 +89,6 @@ def _decide(offer_id: int, state: OfferState, now: datetime) -> bool:
 
 
 def _seconds(since: datetime | None, until: datetime) -> int | None:
-    since = aware(since)
     return None if since is None else max(0, int((until - since).total_seconds()))
 
 
@@ -170,11 +168,10 @@ def _assigned_by_hand_since(contact: Contact, offer: Offer, user: User) -> bool:
     made. contacts.assign() commits the owner first and withdraws the offer
     right after (lead_assigned_by_hand); an accept in between must not take
     the contact from the person it was just handed to."""
-    assigned_at = aware(contact.assigned_at)
     return (
         contact.owner_id not in (None, user.id)
-        and assigned_at is not None
-        and assigned_at > aware(offer.offered_at)
+        and contact.assigned_at is not None
+        and contact.assigned_at > offer.offered_at
     )
 
 

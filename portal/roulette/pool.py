@@ -45,7 +45,6 @@ from portal.roulette.choice import (
     Plan,
     Pool,
     Roster,
-    aware,
     declined_by,
     evaluate,
 )
@@ -86,9 +85,7 @@ def receivers(account: Account) -> Select:
 
 
 def _agent(row: Row) -> Agent:
-    since = max(
-        aware(row.last_offer_at) or _EPOCH, aware(row.available_changed_at) or _EPOCH
-    )
+    since = max(row.last_offer_at or _EPOCH, row.available_changed_at or _EPOCH)
     return Agent(
         id=row.id,
         name=row.name,

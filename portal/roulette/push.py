@@ -29,7 +29,6 @@ from portal.models import Contact, Department, Lead, Notification, Offer, User
 from portal.models.base import utcnow
 from portal.realtime.hub import publish
 from portal.rendering import render_block
-from portal.roulette.choice import aware
 
 TEMPLATE = "roulette/_push.html"
 
@@ -38,12 +37,7 @@ def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, as CONTRACT's data-expires-at says."""
     if moment is None:
         return None
-    return (
-        aware(moment)
-        .astimezone(UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def render_for(user: User, block: str, **context: Any) -> str:
@@ -86,7 +80,7 @@ class OfferCard:
         return int((self.expires_at - self.offered_at).total_seconds())
 
     def seconds_left(self, now: datetime) -> int:
-        return max(0, int((aware(self.expires_at) - now).total_seconds()))
+        return max(0, int((self.expires_at - now).total_seconds()))
 
 
 def card_of(offer_id: int) -> OfferCard | None:
