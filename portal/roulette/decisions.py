@@ -17,6 +17,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy.orm import aliased
 
 from portal.contacts.ownership import OwnerChange, hand_over
 from portal.errors import Conflict, NotFound
@@ -59,6 +60,8 @@ _OWN_OFFER = select(
     Offer.agent_id == bindparam("agent_id"),
     Offer.account_id == bindparam("account_id"),
 )
+_OWNER = aliased(User)
+# With the owner's name, which the hand-over's timeline entry shows.
 _ACCEPTED_CONTACT = (
     select(
         Lead.created_at.label("lead_created_at"),
@@ -67,8 +70,10 @@ _ACCEPTED_CONTACT = (
         Contact.owner_id,
         Contact.assigned_at,
         Contact.name,
+        _OWNER.name.label("owner_name"),
     )
     .join(Contact, Contact.id == Lead.contact_id)
+    .outerjoin(_OWNER, _OWNER.id == Contact.owner_id)
     .where(Lead.id == bindparam("lead_id"))
 )
 
@@ -159,6 +164,7 @@ def accept(user: User, offer_id: int) -> Ended:
         now=now,
         notify_each=False,
         reset_attention=True,
+        names=_names_read(contact, user),
     )
     if handed.lost:
         _withdraw_for_hand_assignment(contact.id)
@@ -166,6 +172,14 @@ def accept(user: User, offer_id: int) -> Ended:
     db.session.commit()
     after_decision(ended)
     return ended
+
+
+def _names_read(contact: Row[Any], agent: User) -> dict[int, str]:
+    """The names accept has read already: the agent's and the owner's."""
+    names = {agent.id: agent.name}
+    if contact.owner_id is not None:
+        names[contact.owner_id] = contact.owner_name
+    return names
 
 
 def _ended(
