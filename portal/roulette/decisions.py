@@ -98,7 +98,7 @@ def _refuse(offer_id: int) -> None:
     """Raise the Conflict that explains why a decision did not apply."""
     offer = db.session.get(Offer, offer_id, populate_existing=True)
     if offer.state == OfferState.PENDING:
-        # Past its deadline and not yet expired by the job: expire it now,
+        # Past its deadline and not yet expired by the sweep: expire it now,
         # so the lead moves on without waiting for the worker.
         expire_offer(offer.id)
         raise Conflict(str(_REFUSALS[OfferState.EXPIRED]))
