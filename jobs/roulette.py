@@ -6,8 +6,10 @@ from jobs import app_context
 
 
 def expire_offer(offer_id: int) -> bool:
-    """Scheduled at the offer's deadline: end it unanswered and pass the lead
-    on. A second run, or a run after the agent answered, changes nothing."""
+    """End the offer unanswered once its deadline passed and pass the lead on
+    (the worker's sweep does this every half second; this job does it for
+    one offer, e.g. when queued by hand). A second run, or a run after the
+    agent answered, changes nothing."""
     with app_context():
         from portal.roulette.decisions import expire_offer as expire
 

@@ -32,14 +32,3 @@ def enqueue_in(delay: timedelta, func_path: str, *args: Any, **kwargs: Any) -> J
 def enqueue_at(when: datetime, func_path: str, *args: Any, **kwargs: Any) -> Job:
     """Run `func_path(*args)` at `when` (rq's scheduler, polled each second)."""
     return get_queue().enqueue_at(when, func_path, *args, **kwargs)
-
-
-def cancel_scheduled(job_id: str) -> None:
-    """Drop a scheduled job that has nothing left to do, sparing the worker
-    its run. Only an optimisation: scheduled jobs must be safe to run anyway,
-    and one the scheduler already queued is skipped once its data is gone."""
-    queue = get_queue()
-    pipe = queue.connection.pipeline(transaction=False)
-    pipe.zrem(queue.scheduled_job_registry.key, job_id)
-    pipe.delete(Job.key_for(job_id))
-    pipe.execute()

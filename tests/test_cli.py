@@ -42,6 +42,7 @@ from portal.models.permissions import ROLE_PRESETS
 from portal.queue import enqueue_in
 from portal.settings.service import current_account, settings_dict
 from tests import factories
+from tests.roulette_helpers import offered, offers_of, overdue, two_agents
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG = "a long enough password"
@@ -398,6 +399,22 @@ def test_worker_runs_scheduled_jobs_in_an_app_context(app, restore_signals):
 
     with app.app_context():
         assert len(outbox_messages(to="later@example.com")) == 1
+
+
+def test_a_burst_worker_expires_overdue_offers(app, restore_signals):
+    # Offers have no expiry job: a burst (no sweeper) expires them first.
+    with app.test_request_context():
+        factories.enable_roulette()
+        first, second = two_agents()
+        lead = factories.make_lead(department="sales")
+        offer = offered(lead)
+        overdue(offer)
+        db.session.remove()
+
+    run_worker(app, burst=True)
+
+    with app.app_context():
+        assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
 
 
 # --- the launcher (`make run`) ----------------------------------------------

@@ -1,6 +1,7 @@
-"""The roulette's jobs and its safety net: expiry jobs run by a real RQ worker,
-the sweep that expires what no job did, offers waiting leads to free agents,
-alerts managers about long waits and forgets stale presence marks."""
+"""The roulette's jobs and its clock: expiry jobs run by a real RQ worker,
+the sweep that expires overdue offers (no job is scheduled per offer), offers
+waiting leads to free agents, alerts managers about long waits and forgets
+stale presence marks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from rq.job import Job
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -47,33 +47,27 @@ def alerts() -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- expiry job
 
 
-def test_routing_schedules_the_expiry_job_at_the_deadline(ctx):
+def test_routing_schedules_no_job_for_the_deadline(ctx):
+    # The worker's expiry sweep is the one clock: a job per offer would only
+    # cost CPU to schedule and unschedule.
     enable_roulette(timeout=45)
     agent()
     offer = offered(make_lead(department="sales"))
 
-    registry = get_queue().scheduled_job_registry
-    job_id = f"roleta-expire-offer-{offer.id}"
-    assert job_id in registry.get_job_ids()
-    job = Job.fetch(job_id, connection=get_queue().connection)
-    assert job.func_name == "jobs.roulette.expire_offer"
-    assert job.args == (offer.id,)
-    when = registry.get_scheduled_time(job)
-    assert abs((when - offer.expires_at).total_seconds()) < 2
+    queue = get_queue()
+    assert offer.expires_at > utcnow()
+    assert queue.scheduled_job_registry.get_job_ids() == []
+    assert queue.get_job_ids() == []
 
 
-def test_the_scheduled_expiry_job_run_by_a_worker_passes_the_lead_on(ctx, run_jobs):
+def test_the_expiry_job_run_by_a_worker_passes_the_lead_on(ctx, run_jobs):
     enable_roulette()
     first, second = two_agents()
     lead = make_lead(department="sales")
     offer = offered(lead)
     overdue(offer)
-    # The scheduler's part: move the due job into the queue.
-    queue = get_queue()
-    job = Job.fetch(f"roleta-expire-offer-{offer.id}", connection=queue.connection)
-    queue.scheduled_job_registry.remove(job)
-    queue.enqueue_job(job)
 
+    enqueue("jobs.roulette.expire_offer", offer.id)
     assert run_jobs() >= 1
 
     assert offers_of(lead) == [(first.id, "expired"), (second.id, "pending")]
@@ -126,16 +120,12 @@ def test_the_route_lead_job_offers_a_queued_lead(ctx, run_jobs):
 # --------------------------------------------------------------------- sweep
 
 
-def test_the_sweep_expires_an_overdue_offer_whose_job_was_lost(ctx):
+def test_the_sweep_expires_an_overdue_offer(ctx):
     enable_roulette()
     first, second = two_agents()
     lead = make_lead(department="sales")
     offer = offered(lead)
-    queue = get_queue()
-    # The job is lost (a Redis failover, a flushed queue): only the sweep
-    # is left to notice the deadline.
-    queue.scheduled_job_registry.remove(f"roleta-expire-offer-{offer.id}")
-    assert queue.scheduled_job_registry.get_job_ids() == []
+    assert sweep.sweep(full=False) == {"expired": 0}
     overdue(offer)
 
     figures = sweep.sweep(full=False)

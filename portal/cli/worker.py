@@ -114,8 +114,9 @@ class AppContextWorker(SimpleWorker):
         return started
 
 
-# Overdue offers are expired every EXPIRY_SECONDS; the rest of the roulette's
-# safety net (waiting leads, long-wait alerts, stale presence) runs every
+# Overdue offers are expired every EXPIRY_SECONDS (the roulette's one expiry
+# clock: no job is scheduled per offer); the rest of the roulette's safety
+# net (waiting leads, long-wait alerts, stale presence) runs every
 # FULL_SWEEP_SECONDS in a thread of its own, so a long pass over the queue
 # never delays an expiry.
 EXPIRY_SECONDS = 0.5
@@ -126,9 +127,10 @@ class Sweeper(threading.Thread):
     """Runs part of the roulette's sweep beside the worker, whatever jobs it
     runs.
 
-    rq's scheduler may take minutes to fail over after a crash; the expiry
-    sweeper keeps an offer's lateness bounded by one tick after the worker
-    (re)starts.
+    A thread of its own, so that neither a long job nor rq's scheduler
+    (which looks for due jobs once a second, and may take minutes to fail
+    over after a crash) delays an expiry: an offer's lateness is bounded by
+    one tick after the worker (re)starts.
     """
 
     def __init__(self, app: Flask, *, full: bool) -> None:
@@ -156,7 +158,8 @@ class Sweeper(threading.Thread):
 def run_worker(app: Flask, *, burst: bool = False) -> bool:
     """Work on the app's queue with the scheduler, the roulette's router and
     its sweeper until stopped (SIGINT/SIGTERM ask for a warm shutdown). In burst mode,
-    return once the queue is empty (no sweeper). Returns whether any job ran."""
+    expire the overdue offers once and return once the queue is empty (no
+    sweeper, no router). Returns whether any job ran."""
     connection = get_redis(app)
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
     sweepers = [] if burst else [Sweeper(app, full=False), Sweeper(app, full=True)]
@@ -167,6 +170,9 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
         router.start()
     try:
         if burst:
+            # What the sweeper would do first: offers have no expiry job.
+            with app.app_context():
+                sweep(full=False)
             worker = AppContextWorker(
                 [queue], connection=connection, app=app, revive_scheduler=False
             )

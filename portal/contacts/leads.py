@@ -15,6 +15,7 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from portal.contacts.scope import get_visible
 from portal.extensions import db
@@ -189,6 +190,7 @@ def _attach_offers(records: dict[int, LeadRecord]) -> None:
     """Every offer of these leads, oldest first, with the agent's name."""
     rows = db.session.execute(
         select(Offer, User.name)
+        .options(undefer(Offer.candidates))
         .outerjoin(User, User.id == Offer.agent_id)
         .where(Offer.lead_id.in_(records))
         .order_by(Offer.lead_id, Offer.id)

@@ -13,7 +13,7 @@ contacts knowing them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,13 +117,17 @@ def _move_owners(
     return [c for c in changes if owners.get(c.contact_id) == c.to_user_id]
 
 
-def user_names(user_ids: Iterable[int | None]) -> dict[int, str]:
-    """The names of these users, by id, in one query."""
-    wanted = {user_id for user_id in user_ids if user_id is not None}
+def user_names(
+    user_ids: Iterable[int | None], known: Mapping[int, str] | None = None
+) -> dict[int, str]:
+    """The names of these users, by id, in one query; none for the names
+    the caller already has (`known`, user id: name)."""
+    names = dict(known or {})
+    wanted = {user_id for user_id in user_ids if user_id is not None} - set(names)
     if not wanted:
-        return {}
+        return names
     rows = db.session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
-    return {row.id: row.name for row in rows}
+    return names | {row.id: row.name for row in rows}
 
 
 def record_owners(
@@ -134,17 +138,18 @@ def record_owners(
     how: AssignmentHow,
     now: datetime,
     return_ids: bool = False,
+    names: Mapping[int, str] | None = None,
 ) -> list[int]:
     """Write the assignment log row and the timeline entry of each change,
     in bulk. For an owner already written (a contact created with its
     owner); `hand_over` calls it for the ones it moved. Returns the log ids
-    when `return_ids`, else an empty list."""
+    when `return_ids`, else an empty list. `names`: user names the caller
+    has already read (user id: name), not read again."""
     if not changes:
         return []
     names = user_names(
-        [by_user_id]
-        + [c.from_user_id for c in changes]
-        + [c.to_user_id for c in changes]
+        [c.from_user_id for c in changes] + [c.to_user_id for c in changes],
+        names,
     )
     logs = [
         {
@@ -200,6 +205,7 @@ def hand_over(
     now: datetime,
     notify_each: bool = True,
     reset_attention: bool = False,
+    names: Mapping[int, str] | None = None,
 ) -> HandedOver:
     """Give each contact to its new owner, in the caller's transaction.
 
@@ -208,8 +214,9 @@ def hand_over(
     written for it. A change to the owner it already has is no change.
     `notify_each`: each new owner is to hear of each contact (the import
     tells each owner once per import instead). `reset_attention`: the new
-    owner's first response is measured afresh. Nothing is committed; call
-    `announce` after the commit.
+    owner's first response is measured afresh. `names`: user names the
+    caller has already read, as `record_owners` takes them. Nothing is
+    committed; call `announce` after the commit.
     """
     wanted = [c for c in changes if c.from_user_id != c.to_user_id]
     moved = _move_owners(wanted, now, reset_attention=reset_attention) if wanted else []
@@ -220,6 +227,7 @@ def hand_over(
         how=how,
         now=now,
         return_ids=notify_each,
+        names=names,
     )
     written = set(moved)
     lost = [c for c in wanted if c not in written]

@@ -74,7 +74,9 @@ class Offer(AccountScoped, db.Model):
     # "owner" (owner priority) or "turn" (the longest wait since an offer).
     reason: Mapped[str] = mapped_column(String(20))
     # Why this agent: every candidate with the reason it was skipped or chosen.
-    candidates: Mapped[list] = mapped_column(JSON, default=list)
+    # Deferred: a whole roster's worth of JSON that only the contact's Leads
+    # section shows, and decoding it cost every answer to an offer.
+    candidates: Mapped[list] = mapped_column(JSON, default=list, deferred=True)
     offered_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

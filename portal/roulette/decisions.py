@@ -13,9 +13,11 @@ offers in a row run out is switched to unavailable.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy.orm import aliased
 
 from portal.contacts.ownership import OwnerChange, hand_over
 from portal.errors import Conflict, NotFound
@@ -47,17 +49,46 @@ _REFUSALS = {
 }
 
 
-def _own_offer(user: User, offer_id: int) -> Offer:
-    """The caller's offer, or NotFound (someone else's offers do not exist)."""
+# Built once, values as parameters: an answer reads only the columns it
+# decides on (not the offer's candidates, a whole roster's worth of JSON),
+# and building the statements per answer cost about as much as running them.
+_OWN_OFFER = select(
+    Offer.id, Offer.lead_id, Offer.agent_id, Offer.offered_at, Offer.expires_at
+).where(
+    Offer.id == bindparam("offer_id"),
+    Offer.agent_id == bindparam("agent_id"),
+    Offer.account_id == bindparam("account_id"),
+)
+_OWNER = aliased(User)
+# With the owner's name, which the hand-over's timeline entry shows.
+_ACCEPTED_CONTACT = (
+    select(
+        Lead.created_at.label("lead_created_at"),
+        Contact.id,
+        Contact.account_id,
+        Contact.owner_id,
+        Contact.assigned_at,
+        Contact.name,
+        _OWNER.name.label("owner_name"),
+    )
+    .join(Contact, Contact.id == Lead.contact_id)
+    .outerjoin(_OWNER, _OWNER.id == Contact.owner_id)
+    .where(Lead.id == bindparam("lead_id"))
+)
+
+
+def _own_offer(user: User, offer_id: int) -> Row[Any]:
+    """The caller's offer (id, lead_id, agent_id, offered_at, expires_at),
+    or NotFound (someone else's offers do not exist)."""
     try:
-        offer = db.session.get(Offer, int(offer_id), populate_existing=True)
+        wanted = int(offer_id)
     except (TypeError, ValueError):
-        offer = None
-    if (
-        offer is None
-        or offer.agent_id != user.id
-        or offer.account_id != user.account_id
-    ):
+        raise NotFound() from None
+    offer = db.session.execute(
+        _OWN_OFFER,
+        {"offer_id": wanted, "agent_id": user.id, "account_id": user.account_id},
+    ).first()
+    if offer is None:
         raise NotFound()
     return offer
 
@@ -66,7 +97,7 @@ def _refuse(offer_id: int) -> None:
     """Raise the Conflict that explains why a decision did not apply."""
     offer = db.session.get(Offer, offer_id, populate_existing=True)
     if offer.state == OfferState.PENDING:
-        # Past its deadline and not yet expired by the job: expire it now,
+        # Past its deadline and not yet expired by the sweep: expire it now,
         # so the lead moves on without waiting for the worker.
         expire_offer(offer.id)
         raise Conflict(str(_REFUSALS[OfferState.EXPIRED]))
@@ -102,24 +133,19 @@ def accept(user: User, offer_id: int) -> Ended:
     # Read before the first write: a write transaction holds SQLite's one
     # write lock until it commits. A hand assignment committed after this
     # read is caught by the contact UPDATE's guard below.
-    lead, contact = db.session.execute(
-        select(Lead, Contact)
-        .join(Contact, Contact.id == Lead.contact_id)
-        .where(Lead.id == offer.lead_id)
-        .execution_options(populate_existing=True)
-    ).one()
+    contact = db.session.execute(_ACCEPTED_CONTACT, {"lead_id": offer.lead_id}).one()
     now = utcnow()
     if not _decide(offer.id, OfferState.ACCEPTED, now):
         db.session.rollback()
         _refuse(offer.id)
     db.session.execute(
         update(Lead)
-        .where(Lead.id == lead.id)
+        .where(Lead.id == offer.lead_id)
         .values(
             state=LeadState.ASSIGNED,
             accepted_at=now,
             accepted_by_id=user.id,
-            speed_to_lead_seconds=_seconds(lead.created_at, now),
+            speed_to_lead_seconds=_seconds(contact.lead_created_at, now),
         )
         .execution_options(synchronize_session=False)
     )
@@ -136,6 +162,7 @@ def accept(user: User, offer_id: int) -> Ended:
         now=now,
         notify_each=False,
         reset_attention=True,
+        names=_names_read(contact, user),
     )
     if handed.lost:
         _withdraw_for_hand_assignment(contact.id)
@@ -145,8 +172,16 @@ def accept(user: User, offer_id: int) -> Ended:
     return ended
 
 
+def _names_read(contact: Row[Any], agent: User) -> dict[int, str]:
+    """The names accept has read already: the agent's and the owner's."""
+    names = {agent.id: agent.name}
+    if contact.owner_id is not None:
+        names[contact.owner_id] = contact.owner_name
+    return names
+
+
 def _ended(
-    offer: Offer, state: OfferState, now: datetime, contact: Contact, agent: User
+    offer: Row[Any], state: OfferState, now: datetime, contact: Row[Any], agent: User
 ) -> Ended:
     """What the end of the decided offer shows (taken before the commit
     expires the rows it comes from)."""
@@ -163,7 +198,7 @@ def _ended(
     )
 
 
-def _assigned_by_hand_since(contact: Contact, offer: Offer, user: User) -> bool:
+def _assigned_by_hand_since(contact: Row[Any], offer: Row[Any], user: User) -> bool:
     """Whether someone gave the contact to another person after the offer was
     made. contacts.assign() commits the owner first and withdraws the offer
     right after (lead_assigned_by_hand); an accept in between must not take

@@ -4,8 +4,8 @@ The promise: an offer is withdrawn only by a conditional UPDATE on its
 still being pending, so a withdrawal and an accept cannot both apply; a
 lead whose offer ended without an owner is committed back to "queued"
 before anyone else is asked; and after the commit (`after_decision`) the
-agent's tabs learn of the end, the expiry job is dropped, and the lead and
-the freed agent are routed on.
+agent's tabs learn of the end, and the lead and the freed agent are routed
+on.
 
 Two withdrawals live here: an agent's pending offer when they stop taking
 leads (`cancel_pending`), and a contact's offers and queued leads when a
@@ -22,7 +22,6 @@ from portal.extensions import db
 from portal.models import AssignmentHow, Lead, LeadState, Offer, OfferState
 from portal.models.base import utcnow
 from portal.roulette import push
-from portal.roulette.placement import unschedule_expiry
 from portal.roulette.push import Ended, ended_of
 from portal.roulette.routing import MAX_ATTEMPTS, route_soon
 
@@ -46,8 +45,6 @@ def after_decision(offer: Ended, agent_free: bool = True) -> None:
         push.offer_ended(offer)
     except Exception:
         log.exception("pushing the end of offer %s failed", offer.id)
-    if offer.state != OfferState.EXPIRED:
-        unschedule_expiry(offer.id)
     route_soon(
         lead_id=offer.lead_id if offer.state != OfferState.ACCEPTED else None,
         agent_id=offer.agent_id if agent_free else None,
@@ -141,7 +138,6 @@ def lead_assigned_by_hand(contact_id: int, owner_id: int) -> None:
             push.offer_ended(offer)
         except Exception:
             log.exception("pushing the withdrawal of offer %s failed", offer_id)
-        unschedule_expiry(offer_id)
         route_soon(agent_id=offer.agent_id)
 
 

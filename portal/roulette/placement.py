@@ -6,8 +6,9 @@ declined it meanwhile; the agent's turn is stamped only while they are
 still switched on; the offer is inserted only then. A rival routing that
 got there first shows as LEAD_MOVED or AGENT_TAKEN (the partial unique
 indexes on pending offers, `portal.models.roulette`, decide), and nothing
-is written. After the commit, `after_offer` pushes the pop-up and schedules
-the expiry; a lost push or job is caught by the sweep.
+is written. After the commit, `after_offer` pushes the pop-up; a lost push
+is made up for on reconnect. The deadline is kept by the worker's expiry
+sweep (`portal.roulette.sweep`), not by a job per offer.
 
 The statements are built once, their values passed as parameters named
 p_* (see `portal.database.column_param`): building them per placement cost
@@ -22,7 +23,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from redis import RedisError
 from sqlalchemy import Column, exists, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
@@ -40,7 +40,6 @@ from portal.models import (
     OfferState,
 )
 from portal.models.base import utcnow
-from portal.queue import cancel_scheduled, enqueue_at
 from portal.roulette import push
 from portal.roulette.choice import Plan
 from portal.roulette.push import OfferCard
@@ -55,7 +54,7 @@ AGENT_TAKEN = "agent taken"
 
 @dataclass
 class Placed:
-    """An offer just committed; push and schedule it after the commit."""
+    """An offer just committed; push it after the commit."""
 
     offer_id: int
     agent_id: int
@@ -250,22 +249,14 @@ def _write_offer_at_once(
 # ------------------------------------------------- after the commit
 
 
-def _expiry_job_id(offer_id: int) -> str:
-    return f"roleta-expire-offer-{offer_id}"
-
-
-def unschedule_expiry(offer_id: int) -> None:
-    """The offer was answered or withdrawn: its expiry job has nothing to do.
-    (Not for an expired offer: the job may be the one expiring it.)"""
-    try:
-        cancel_scheduled(_expiry_job_id(offer_id))
-    except RedisError:
-        log.warning("could not unschedule the expiry of offer %s", offer_id)
-
-
 def after_offer(placed: Placed, card: OfferCard | None = None) -> None:
-    """Push the offer to its agent and schedule its expiry (after commit).
-    With the pop-up's facts at hand (`card`), nothing is read back."""
+    """Push the offer to its agent (after commit). With the pop-up's facts
+    at hand (`card`), nothing is read back.
+
+    No expiry job is scheduled: rq's scheduler looks for due jobs once a
+    second, so the worker's expiry sweep (every half second) expired the
+    offers first, and scheduling a job per offer and unscheduling it on
+    every answer cost CPU for nothing."""
     try:
         card = card or push.card_of(placed.offer_id)
         if card is not None:
@@ -273,13 +264,3 @@ def after_offer(placed: Placed, card: OfferCard | None = None) -> None:
     except Exception:
         # The agent re-receives it on reconnect; the deadline still holds.
         log.exception("pushing offer %s failed", placed.offer_id)
-    try:
-        enqueue_at(
-            placed.expires_at,
-            "jobs.roulette.expire_offer",
-            placed.offer_id,
-            job_id=_expiry_job_id(placed.offer_id),
-        )
-    except Exception:
-        # The sweep expires it regardless.
-        log.exception("scheduling the expiry of offer %s failed", placed.offer_id)

@@ -15,20 +15,19 @@ notification lands at the top of `#notification-tray`.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import Flask, current_app, has_request_context
 from flask_babel import force_locale
 from sqlalchemy import select
+from werkzeug.routing import MapAdapter
 
 from portal.extensions import db
 from portal.models import Contact, Department, Lead, Notification, Offer, User
 from portal.models.base import utcnow
 from portal.realtime.hub import publish
-from portal.rendering import render_block
 
 TEMPLATE = "roulette/_push.html"
 
@@ -46,14 +45,34 @@ def render_for(user: User, block: str, **context: Any) -> str:
 
 
 def render_in(language: str | None, block: str, **context: Any) -> str:
-    """Render a block of the push template in `language` (None: English)."""
-    with ExitStack() as stack:
-        if not has_request_context():
-            # Jobs have no request: give url_for and the context processors one.
-            base = current_app.config.get("PUBLIC_URL") or "http://localhost/"
-            stack.enter_context(current_app.test_request_context(base_url=base))
-        stack.enter_context(force_locale(language or "en"))
-        return render_block(TEMPLATE, block, iso=iso, pushed=True, **context)
+    """Render a block of the push template in `language` (None: English).
+
+    Only the template's own names, Jinja's globals and `context`: the push
+    blocks use no context processor's value, and running them (and, outside
+    a request, building a request context for them) cost more per push than
+    the rendering itself.
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    names: dict[str, Any] = {"iso": iso, "pushed": True, **context}
+    if not has_request_context():
+        # The router thread and jobs have no request: their links are built
+        # as a request to PUBLIC_URL would build them.
+        urls = _public_urls(app)
+        names["url_for"] = lambda endpoint, **values: urls.build(endpoint, values)
+    template = app.jinja_env.get_or_select_template(TEMPLATE)
+    with force_locale(language or "en"):
+        return "".join(template.blocks[block](template.new_context(names)))
+
+
+def _public_urls(app: Flask) -> MapAdapter:
+    """The app's URL map bound as a request to PUBLIC_URL binds it, made once
+    per app (the request context is created, never pushed)."""
+    urls = app.extensions.get("roleta.push_urls")
+    if urls is None:
+        base = app.config.get("PUBLIC_URL") or "http://localhost/"
+        urls = app.test_request_context(base_url=base).url_adapter
+        app.extensions["roleta.push_urls"] = urls
+    return urls
 
 
 # ------------------------------------------------------------ the pop-up

@@ -67,9 +67,9 @@ def place_in_turn(
     card: Callable[[Placed], OfferCard] | None = None,
 ) -> Placed | None:
     """Offer the lead to the plan's chosen agent and, while rival routings
-    take the chosen one first, to the next in turn. Returns the offer (pushed,
-    its expiry scheduled), or None when the lead moved on or nobody in the
-    plan was left. `pool` (a batch's) learns who became busy; `card` builds
+    take the chosen one first, to the next in turn. Returns the offer
+    (pushed), or None when the lead moved on or nobody in the plan was
+    left. `pool` (a batch's) learns who became busy; `card` builds
     the pop-up from what the caller read (else it is read back)."""
     while lead_plan.chosen is not None:
         agent_id = lead_plan.chosen.id
@@ -90,9 +90,8 @@ def place_in_turn(
 def route_lead(lead_id: int) -> Placed | None:
     """Offer a queued lead to the next agent, or leave it waiting.
 
-    Commits. Returns the new offer (already pushed and its expiry scheduled)
-    or None when the lead waits (nobody free, every round declined, or it is
-    no longer queued).
+    Commits. Returns the new offer (already pushed) or None when the lead
+    waits (nobody free, every round declined, or it is no longer queued).
     """
     for _attempt in range(MAX_ATTEMPTS):
         lead = db.session.get(Lead, lead_id, populate_existing=True)

@@ -1,9 +1,10 @@
-"""The safety net every worker runs: nothing is lost when a job or push is.
+"""The clock and safety net every worker runs: nothing is lost when a job or
+push is.
 
 The promise: an offer past its deadline is expired (`expire_overdue`, every
-half second) even when its scheduled job was lost; waiting leads are
-offered to free agents when no router runs; managers hear once about a
-lead that waited too long while its department was open; and stale
+half second: the one expiry clock, no job is scheduled per offer); waiting
+leads are offered to free agents when no router runs; managers hear once
+about a lead that waited too long while its department was open; and stale
 presence marks are forgotten (`sweep_queue`, every five seconds). Each
 step is safe to run twice and in several workers at once.
 """
