@@ -33,6 +33,7 @@ from portal.apikeys import bp as apikeys_bp
 from portal.auth import bp as auth_bp
 from portal.auth.access import can
 from portal.auth.service import load_session_user
+from portal.background import kinds as job_kinds
 from portal.cli import register_commands
 from portal.config import build_config
 from portal.contacts import bp as contacts_bp
@@ -49,6 +50,7 @@ from portal.extensions import (
     sock,
 )
 from portal.ids import IdConverter
+from portal.imports.job import IMPORT_KIND
 from portal.main import bp as main_bp
 from portal.navigation import navigation
 from portal.realtime.views import bp as realtime_bp
@@ -100,6 +102,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     # Contacts announce an owner change; the roulette withdraws the offers.
     owner_changed.connect(withdraw_for_new_owners, app)
+    # Each feature's kind of background job, for the worker and the jobs page.
+    job_kinds.register(IMPORT_KIND)
 
     security.init_app(app)
     errors_http.init_app(app)

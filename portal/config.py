@@ -48,6 +48,20 @@ def _env_number(
     return value
 
 
+def _env_delays(name: str, default: str) -> list[int]:
+    """Comma-separated whole seconds, e.g. "10,60"."""
+    raw = os.environ.get(name, default)
+    try:
+        delays = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        delays = [-1]
+    if any(delay < 0 for delay in delays):
+        raise ValueError(
+            f"{name} must be whole seconds separated by commas; got {raw!r}"
+        )
+    return delays
+
+
 def _database_url(instance: Path) -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -80,6 +94,17 @@ def build_config(overrides: dict | None = None) -> dict:
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Roleta <no-reply@localhost>"),
         "OUTBOX_DIR": str(instance / "outbox"),
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "roleta"),
+        # A background job whose worker vanished moves again within this
+        # many seconds of a live worker (its lease and the watchdog's tick
+        # follow from it; see portal.background.lease).
+        "JOB_RESUME_SECONDS": _env_number("JOB_RESUME_SECONDS", "30", float, 3),
+        # Tries a job gets for real errors before it stops as failed, and the
+        # pauses between them (seconds, comma-separated).
+        "JOB_TRIES": _env_number("JOB_TRIES", "3", minimum=1),
+        "JOB_RETRY_DELAYS": _env_delays("JOB_RETRY_DELAYS", "10,60"),
+        # A job that took its worker down this many times (out of memory, say)
+        # stops as failed instead of killing the next one.
+        "JOB_MAX_RESUMES": _env_number("JOB_MAX_RESUMES", "20", minimum=1),
         # An all-day shift must not meet an expired form.
         "WTF_CSRF_TIME_LIMIT": int(timedelta(hours=24).total_seconds()),
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],

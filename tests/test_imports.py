@@ -6,22 +6,28 @@ from __future__ import annotations
 import csv
 import io
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from portal.background import runs
+from portal.background.lease import Lease
 from portal.extensions import db
 from portal.imports import runner
 from portal.imports.service import guess_mapping
 from portal.models import (
     AssignmentLog,
+    BackgroundJob,
     Campaign,
     Contact,
     ContactImport,
     HistoryEntry,
+    JobKind,
     Notification,
 )
+from portal.models.base import utcnow
 from portal.org import service as org
 from portal.settings.service import current_account
 from tests import factories
@@ -393,24 +399,31 @@ def test_update_never_touches_a_contact_outside_the_importers_scope(
 # --- the job is safe to run twice ----------------------------------------------
 
 
+def _job_of(import_id: int) -> BackgroundJob:
+    db.session.expire_all()
+    return runs.latest_for(JobKind.IMPORT, import_id)
+
+
 def test_the_job_run_twice_creates_nothing_twice(client, auth, manager, run_jobs, app):
     auth.login(manager)
     rows = [["name", "phone"]] + [
         [f"Person {n}", f"+55 11 9{n:04d}-0000"] for n in range(30)
     ]
     import_id = run_through(client, csv_bytes(rows))
+    job_id = _job_of(import_id).id
     with app.app_context():
         from portal.queue import enqueue
 
-        enqueue("jobs.imports.run_import", import_id)
+        enqueue("jobs.background.run", job_id)
     assert run_jobs() == 2
-    from jobs.imports import run_import
+    from jobs.background import run
 
-    assert run_import(import_id)["status"] == "done"
+    assert run(job_id) is None  # ended: nothing to do
     db.session.expire_all()
     assert count(Contact) == 30
     imp = db.session.get(ContactImport, import_id)
-    assert (imp.processed, imp.created) == (30, 30)
+    assert (imp.status, imp.processed, imp.created) == ("done", 30, 30)
+    assert _job_of(import_id).status == "done"
     # A second "start" queues nothing.
     assert client.post(f"/contacts/import/{import_id}/start").status_code == 303
     assert run_jobs() == 0
@@ -419,25 +432,25 @@ def test_the_job_run_twice_creates_nothing_twice(client, auth, manager, run_jobs
 def test_a_run_finding_another_at_work_on_the_import_leaves_it(
     client, auth, manager, app
 ):
-    from jobs.imports import run_import
-
     auth.login(manager)
     import_id = run_through(
         client, csv_bytes([["name", "phone"], ["A", "+5511912345678"]])
     )
-    with app.app_context():
-        from portal.redis_conn import get_redis
-
-        other_worker = get_redis().lock(f"import:{import_id}:running", timeout=60)
-        assert other_worker.acquire(blocking=False)
-        try:
-            assert run_import(import_id) is None
-        finally:
-            other_worker.release()
+    job = _job_of(import_id)
+    other_run = Lease.take(job)
+    assert other_run is not None
+    assert runs.perform(job.id) is None
     db.session.expire_all()
-    assert db.session.get(ContactImport, import_id).status == "queued"
     assert count(Contact) == 0
-    assert run_import(import_id)["created"] == 1
+    assert _job_of(import_id).holder == other_run.holder
+    # The other run's worker vanished: once its lease lapses, a run goes on.
+    job = _job_of(import_id)
+    job.lease_until = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert runs.perform(job.id)["status"] == "done"
+    db.session.expire_all()
+    assert count(Contact) == 1
+    assert db.session.get(ContactImport, import_id).created == 1
 
 
 class Crash(Exception):
@@ -455,19 +468,27 @@ def test_a_run_that_stops_is_resumed_after_its_last_batch(
     import_id = run_through(client, csv_bytes(rows))
     monkeypatch.setattr(runner, "BATCH_SIZE", 3)
     batches = []
+    refresh = runner._refresh_statistics
 
-    def stop_after_two_batches(imp):
-        batches.append(imp.processed)
+    def crash_after_two_batches(done: int) -> None:
+        batches.append(done)
         if len(batches) == 2:
             raise Crash()
+        refresh(done)
 
+    monkeypatch.setattr(runner, "_refresh_statistics", crash_after_two_batches)
+    job = _job_of(import_id)
     with pytest.raises(Crash):
-        runner.run_import(import_id, stop_after_two_batches)
+        runs.perform(job.id)
     db.session.expire_all()
     imp = db.session.get(ContactImport, import_id)
-    assert imp.status == "failed" and imp.processed == 6
+    assert imp.processed == 6
+    job = _job_of(import_id)
+    # One try spent; the job waits for RQ's retry, nobody holds it.
+    assert (job.status, job.errors, job.holder, job.processed) == ("queued", 1, None, 6)
+    assert "Crash" in job.detail
     # The next run goes on from row 7.
-    runner.run_import(import_id)
+    assert runs.perform(job.id)["status"] == "done"
     db.session.expire_all()
     imp = db.session.get(ContactImport, import_id)
     assert imp.status == "done" and imp.processed == 10

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -33,6 +34,8 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from rq.job import Job
 
+from portal.background.lease import watch_seconds
+from portal.background.watchdog import watch
 from portal.redis_conn import get_redis
 from portal.roulette.router import Router
 from portal.roulette.sweep import sweep, sweep_queue
@@ -124,35 +127,44 @@ FULL_SWEEP_SECONDS = 5.0
 
 
 class Sweeper(threading.Thread):
-    """Runs part of the roulette's sweep beside the worker, whatever jobs it
-    runs.
+    """Runs one piece of the safety net beside the worker, whatever jobs it
+    runs: the roulette's expiry, its full sweep, or the background jobs'
+    watchdog.
 
     A thread of its own, so that neither a long job nor rq's scheduler
     (which looks for due jobs once a second, and may take minutes to fail
-    over after a crash) delays an expiry: an offer's lateness is bounded by
-    one tick after the worker (re)starts.
+    over after a crash) delays it: an offer's lateness, or a vanished
+    job's pause, is bounded by one tick after the worker (re)starts.
     """
 
-    def __init__(self, app: Flask, *, full: bool) -> None:
-        super().__init__(
-            name="roleta-sweeper" if full else "roleta-expiry", daemon=True
-        )
+    def __init__(
+        self, app: Flask, name: str, interval: float, work: Callable[[], object]
+    ) -> None:
+        super().__init__(name=name, daemon=True)
         self.app = app
-        self.full = full
-        self.interval = FULL_SWEEP_SECONDS if full else EXPIRY_SECONDS
+        self.interval = interval
+        self.work = work
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
                 with self.app.app_context():
-                    if self.full:
-                        sweep_queue()
-                    else:
-                        sweep(full=False)
+                    self.work()
             except Exception:  # a database or Redis blip: try next tick
-                log.exception("roulette sweep failed")
+                log.exception("%s failed", self.name)
             self.stopping.wait(self.interval)
+
+
+def safety_net(app: Flask) -> list[Sweeper]:
+    """The threads every (non-burst) worker runs beside its jobs."""
+    with app.app_context():
+        watch_every = watch_seconds()
+    return [
+        Sweeper(app, "roleta-expiry", EXPIRY_SECONDS, lambda: sweep(full=False)),
+        Sweeper(app, "roleta-sweeper", FULL_SWEEP_SECONDS, sweep_queue),
+        Sweeper(app, "roleta-job-watchdog", watch_every, watch),
+    ]
 
 
 def run_worker(app: Flask, *, burst: bool = False) -> bool:
@@ -162,7 +174,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
     sweeper, no router). Returns whether any job ran."""
     connection = get_redis(app)
     queue = Queue(app.config["RQ_QUEUE"], connection=connection)
-    sweepers = [] if burst else [Sweeper(app, full=False), Sweeper(app, full=True)]
+    sweepers = [] if burst else safety_net(app)
     for sweeper in sweepers:
         sweeper.start()
     router = None if burst else Router(app)
@@ -170,9 +182,11 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
         router.start()
     try:
         if burst:
-            # What the sweeper would do first: offers have no expiry job.
+            # What the sweepers would do first: offers have no expiry job,
+            # and a job whose worker vanished is queued again.
             with app.app_context():
                 sweep(full=False)
+                watch()
             worker = AppContextWorker(
                 [queue], connection=connection, app=app, revive_scheduler=False
             )

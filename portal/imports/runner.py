@@ -31,7 +31,6 @@ from portal.extensions import db
 from portal.imports import csvfile
 from portal.imports.rows import Action, RowChecker, RowPlan, insert_values
 from portal.imports.service import (
-    FAILURE_ERROR,
     FAILURE_FILE_GONE,
     FAILURE_IMPORTER,
     report_path,
@@ -51,19 +50,23 @@ from portal.models import (
 from portal.models.base import utcnow
 
 BATCH_SIZE = 1000
-RUNNABLE = (ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.FAILED)
+RUNNABLE = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
-Progress = Callable[[ContactImport], None]
+# Called inside each batch's transaction just before its commit (the job's
+# lease renewal); raising there rolls the batch back and stops the run.
+Checkpoint = Callable[[ContactImport], None]
 
 
 def run_import(
-    import_id: int, on_progress: Progress | None = None
+    import_id: int, checkpoint: Checkpoint | None = None
 ) -> ContactImport | None:
     """Import the file of `import_id` from where the last run stopped.
 
     Returns the import, or None when there is no such import. Does nothing
-    for an import that is finished or not started. An unexpected error marks
-    the import failed (a later run resumes it) and is raised again.
+    for an import that is not queued or running. A file gone or an importer
+    without the right fails the import here; any other error rolls the
+    current batch back and is raised for the job to count (its tries, its
+    failure: portal.imports.job).
     """
     imp = db.session.get(ContactImport, import_id)
     if imp is None or imp.status not in RUNNABLE:
@@ -81,10 +84,9 @@ def run_import(
     try:
         # The error report speaks the importer's language.
         with force_locale(importer.language or "en"):
-            _run(imp, importer, on_progress)
+            _run(imp, importer, checkpoint)
     except Exception:
         db.session.rollback()
-        _fail(imp, FAILURE_ERROR)
         raise
     source.unlink(missing_ok=True)
     return imp
@@ -98,7 +100,7 @@ def _fail(imp: ContactImport, code: str) -> ContactImport:
     return imp
 
 
-def _run(imp: ContactImport, importer: User, on_progress: Progress | None) -> None:
+def _run(imp: ContactImport, importer: User, checkpoint: Checkpoint | None) -> None:
     account = db.session.get(Account, imp.account_id)
     checker = RowChecker(imp, importer, account)
     if not imp.report_name:
@@ -138,18 +140,16 @@ def _run(imp: ContactImport, importer: User, on_progress: Progress | None) -> No
                 totals = Counter({int(k): v for k, v in (imp.assigned or {}).items()})
                 totals.update(given)
                 imp.assigned = {str(k): v for k, v in totals.items()}
+            if checkpoint:
+                checkpoint(imp)
             db.session.commit()
             announce(handed)
             checker.forget_pending()
             _refresh_statistics(imp.processed // BATCH_SIZE)
-            if on_progress:
-                on_progress(imp)
     _notify_owners(imp, importer)
     imp.status = ImportStatus.DONE
     imp.finished_at = utcnow()
     db.session.commit()
-    if on_progress:
-        on_progress(imp)
 
 
 def _refresh_statistics(batches_done: int) -> None:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from werkzeug.datastructures import FileStorage
 
+from portal.background import runs
 from portal.contacts import normalize
 from portal.errors import Conflict, NotFound, ValidationError
 from portal.extensions import db
@@ -37,9 +40,10 @@ from portal.models import (
     ContactImport,
     DuplicatePolicy,
     ImportStatus,
+    JobKind,
+    JobStatus,
     User,
 )
-from portal.queue import enqueue
 
 ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv")
 PREVIEW_ROWS = 20
@@ -340,30 +344,39 @@ def preview(imp: ContactImport, importer: User) -> Preview:
 
 
 def start_import(imp: ContactImport) -> ContactImport:
-    """Queue the import job once; starting it again changes nothing.
+    """Queue the import's job once (starting it again changes nothing); a
+    failed import is resumed where it stopped.
 
     Raises ValidationError when the columns are not mapped yet.
     """
     if imp.status == ImportStatus.UPLOADED:
         raise ValidationError({"mapping": _("Map the columns first.")})
+    if imp.status == ImportStatus.FAILED:
+        job = runs.latest_for(JobKind.IMPORT, imp.id)
+        if job is not None:
+            with suppress(Conflict):  # two clicks on "Resume": one resumes
+                runs.resume(job)
+            db.session.refresh(imp)
+            return imp
     # Conditional update: two clicks on "Start" queue one job.
     won = db.session.execute(
         update(ContactImport)
         .where(
             ContactImport.id == imp.id,
-            # A failed import starts again where it stopped.
             ContactImport.status.in_((ImportStatus.MAPPED, ImportStatus.FAILED)),
         )
-        .values(status=ImportStatus.QUEUED)
+        .values(status=ImportStatus.QUEUED, message=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     if won:
-        job = enqueue(
-            "jobs.imports.run_import", imp.id, job_timeout=JOB_TIMEOUT_SECONDS
+        runs.queue_job(
+            JobKind.IMPORT,
+            account_id=imp.account_id,
+            started_by_id=imp.user_id,
+            subject_id=imp.id,
+            total=imp.total,
         )
-        imp.job_id = job.id
-        db.session.commit()
     db.session.refresh(imp)
     return imp
 
@@ -372,20 +385,23 @@ def start_import(imp: ContactImport) -> ContactImport:
 # language, not the worker's).
 FAILURE_IMPORTER = "importer"
 FAILURE_FILE_GONE = "file_gone"
-FAILURE_ERROR = "error"
+FAILURE_ERROR = runs.REASON_ERROR
+FAILURE_GONE = "import_gone"
+FAILURE_TEXTS = {
+    FAILURE_FILE_GONE: _l("The uploaded file is gone. Upload it again."),
+    FAILURE_IMPORTER: _l("Whoever started this import may no longer import contacts."),
+    FAILURE_GONE: _l("The import was deleted."),
+}
 
 
 def failure_message(imp: ContactImport) -> str | None:
     if imp.status != ImportStatus.FAILED:
         return None
-    return {
-        FAILURE_IMPORTER: _(
-            "Whoever started this import may no longer import contacts."
-        ),
-        FAILURE_FILE_GONE: _("The uploaded file is gone. Upload it again."),
-    }.get(
-        imp.message or "",
-        _("The import stopped because of an error. Start it again to resume."),
+    job = runs.latest_for(JobKind.IMPORT, imp.id)
+    if job is not None and job.status == JobStatus.FAILED:
+        return runs.reason_text(job)
+    return str(
+        FAILURE_TEXTS.get(imp.message or "") or runs.COMMON_REASONS[FAILURE_ERROR]
     )
 
 
@@ -398,7 +414,11 @@ def progress_percent(imp: ContactImport) -> int:
 
 
 def is_finished(imp: ContactImport) -> bool:
-    return imp.status in (ImportStatus.DONE, ImportStatus.FAILED)
+    return imp.status in (
+        ImportStatus.DONE,
+        ImportStatus.FAILED,
+        ImportStatus.CANCELLED,
+    )
 
 
 def is_started(imp: ContactImport) -> bool:

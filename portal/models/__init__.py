@@ -15,6 +15,7 @@ from portal.models.contact import (
     SavedFilter,
 )
 from portal.models.imports import ContactImport, DuplicatePolicy, ImportStatus
+from portal.models.jobs import BackgroundJob, JobKind, JobStatus
 from portal.models.org import Department, Team, TeamMember, Unit, UnitMember
 from portal.models.roulette import (
     ENDED_WITHOUT_OWNER,
@@ -33,6 +34,7 @@ __all__ = [
     "Offer",
     "OfferState",
     "AssignmentHow",
+    "BackgroundJob",
     "AssignmentLog",
     "Campaign",
     "Contact",
@@ -47,6 +49,8 @@ __all__ = [
     "Department",
     "DuplicatePolicy",
     "ImportStatus",
+    "JobKind",
+    "JobStatus",
     "ProcessMode",
     "Role",
     "RolePermission",

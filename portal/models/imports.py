@@ -18,7 +18,8 @@ class ImportStatus(enum.StrEnum):
     QUEUED = "queued"  # job enqueued
     RUNNING = "running"
     DONE = "done"
-    FAILED = "failed"  # the job stopped; a re-run resumes where it stopped
+    FAILED = "failed"  # the job stopped; Resume goes on where it stopped
+    CANCELLED = "cancelled"  # stopped by a person; what was committed stays
 
 
 class DuplicatePolicy(enum.StrEnum):
@@ -52,7 +53,6 @@ class ContactImport(AccountScoped, db.Model):
     on_duplicate: Mapped[str] = mapped_column(String(10), default=DuplicatePolicy.SKIP)
     status: Mapped[str] = mapped_column(String(20), default=ImportStatus.UPLOADED)
     message: Mapped[str | None] = mapped_column(String(500))
-    job_id: Mapped[str | None] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[int] = mapped_column(Integer, default=0)
