@@ -715,3 +715,23 @@ def test_only_the_importer_or_an_admin_downloads_the_report(
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, ctx):
     assert client.get("/contacts/import").status_code in (302, 303)
+
+
+def test_an_import_whose_file_is_gone_fails_asking_to_upload_it_again(
+    client, auth, manager, run_jobs
+):
+    auth.login(manager)
+    import_id = run_through(
+        client, csv_bytes([["name", "phone"], ["A", "+5511912345678"]])
+    )
+    imp = db.session.get(ContactImport, import_id)
+    Path(imports_dir(client.application), imp.stored_name).unlink()
+    run_jobs()
+    db.session.expire_all()
+    imp = db.session.get(ContactImport, import_id)
+    job = _job_of(import_id)
+    assert (imp.status, job.status, job.reason) == ("failed", "failed", "file_gone")
+    assert job.errors == 0  # no retry brings a file back
+    page = client.get(f"/contacts/import/{import_id}").get_data(as_text=True)
+    assert "Upload it again" in page
+    assert count(Contact) == 0
