@@ -33,13 +33,13 @@ def seed(app) -> int:
     from portal.extensions import db
     from portal.models import Contact, Role, User
     from portal.models.base import utcnow
-    from portal.org import service as org
+    from portal.org import structure
     from portal.settings.service import current_account
 
     with app.app_context():
         account = current_account()
         for key in ("sales", "rentals"):
-            org.get_or_create_department(account, key)
+            structure.get_or_create_department(account, key)
         roles = {r.key: r.id for r in db.session.scalars(select(Role))}
         users = [
             {

@@ -33,16 +33,16 @@ def seed_users(app, count: int) -> tuple[str, str]:
     from portal.extensions import db
     from portal.models import Role, TeamMember, UnitMember, User
     from portal.models.org import department_member
-    from portal.org import service as org
+    from portal.org import structure
     from portal.settings.service import current_account
 
     with app.app_context():
         account = current_account()
         roles = {r.key: r for r in db.session.scalars(select(Role))}
-        teams = [org.get_or_create_team(account, f"team-{i}") for i in range(10)]
-        units = [org.get_or_create_unit(account, f"unit-{i}") for i in range(10)]
+        teams = [structure.get_or_create_team(account, f"team-{i}") for i in range(10)]
+        units = [structure.get_or_create_unit(account, f"unit-{i}") for i in range(10)]
         departments = [
-            org.get_or_create_department(account, key)
+            structure.get_or_create_department(account, key)
             for key in ("sales", "rentals", "support")
         ]
         db.session.commit()

@@ -169,12 +169,12 @@ def seed(app, agents: int, timeout: int, rounds: int) -> dict[str, int]:
     from portal.extensions import db
     from portal.models import Role, User
     from portal.models.org import department_member
-    from portal.org import service as org
+    from portal.org import structure
     from portal.settings.service import current_account, update_settings
 
     with app.app_context():
         account = current_account()
-        department = org.get_or_create_department(account, DEPARTMENT)
+        department = structure.get_or_create_department(account, DEPARTMENT)
         db.session.commit()
         roles = {r.key: r.id for r in db.session.scalars(select(Role))}
         password_hash = hash_password(PASSWORD)

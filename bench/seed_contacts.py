@@ -135,7 +135,7 @@ def seed_people(app, agents: int) -> People:
     from portal.models import Campaign, Role, TeamMember, UnitMember, User
     from portal.models.contact import campaign_member
     from portal.models.org import department_member
-    from portal.org import service as org
+    from portal.org import structure
     from portal.settings.service import current_account
 
     rng = random.Random(7)
@@ -144,15 +144,15 @@ def seed_people(app, agents: int) -> People:
         roles = {r.key: r.id for r in db.session.scalars(select(Role))}
         attendants = round(agents * 0.6)
         teams = [
-            org.get_or_create_team(account, f"team-{i:02d}", f"Equipe {i + 1}")
+            structure.get_or_create_team(account, f"team-{i:02d}", f"Equipe {i + 1}")
             for i in range(-(-attendants // TEAM_SIZE))
         ]
         units = [
-            org.get_or_create_unit(account, f"unit-{i:02d}", f"Loja {i + 1}")
+            structure.get_or_create_unit(account, f"unit-{i:02d}", f"Loja {i + 1}")
             for i in range(-(-(agents - attendants) // UNIT_SIZE))
         ]
         departments = [
-            org.get_or_create_department(account, key, name)
+            structure.get_or_create_department(account, key, name)
             for key, name in DEPARTMENTS
         ]
         campaigns = [

@@ -6,7 +6,7 @@ import itertools
 
 from portal.extensions import db
 from portal.models import User
-from portal.org import service as org
+from portal.org import structure
 from portal.settings.service import current_account
 from portal.users.service import UserInput, create_user
 
@@ -28,10 +28,10 @@ def make_user(
     """A user with `role`; teams/units/departments are created by key."""
     account = current_account()
     n = next(_seq)
-    team_ids = [org.get_or_create_team(account, key).id for key in teams]
-    unit_ids = [org.get_or_create_unit(account, key).id for key in units]
+    team_ids = [structure.get_or_create_team(account, key).id for key in teams]
+    unit_ids = [structure.get_or_create_unit(account, key).id for key in units]
     department_ids = [
-        org.get_or_create_department(account, key).id for key in departments
+        structure.get_or_create_department(account, key).id for key in departments
     ]
     db.session.commit()
     return create_user(
@@ -86,7 +86,9 @@ def make_contact(
             db.session.commit()
         campaign_id = row.id
     department_id = (
-        org.get_or_create_department(account, department).id if department else None
+        structure.get_or_create_department(account, department).id
+        if department
+        else None
     )
     db.session.commit()
     contact = create_contact(
@@ -139,7 +141,9 @@ def make_lead(
     account = current_account()
     contact = contact or make_contact(unassigned=True, department=department)
     department_id = (
-        org.get_or_create_department(account, department).id if department else None
+        structure.get_or_create_department(account, department).id
+        if department
+        else None
     )
     lead = Lead(
         account_id=account.id,

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 
 from portal.extensions import db
 from portal.models import Account, Campaign, Contact, Lead, Offer
-from portal.org import service as org
+from portal.org import structure
 from portal.roulette import decisions
 from portal.settings.service import current_account
 from tests import factories
@@ -40,7 +40,7 @@ def key(ctx) -> str:
 def catalog(ctx) -> None:
     """The department and campaign the CONTRACT's example names."""
     account = current_account()
-    org.get_or_create_department(account, "sales")
+    structure.get_or_create_department(account, "sales")
     db.session.add(Campaign(account_id=account.id, key="black-friday", name="BF"))
     db.session.commit()
 
@@ -91,7 +91,7 @@ def test_the_contracts_example_creates_a_contact_and_a_queued_lead(
     lead = db.session.get(Lead, body["id"])
     contact = db.session.get(Contact, body["contact_id"])
     account = current_account()
-    sales = org.get_or_create_department(account, "sales")
+    sales = structure.get_or_create_department(account, "sales")
     campaign = db.session.scalar(select(Campaign))
     assert (lead.origin, lead.source, lead.state) == ("web", "website", "queued")
     assert lead.department_id == sales.id and lead.campaign_id == campaign.id
@@ -184,7 +184,7 @@ def test_an_intake_reads_once_then_writes_once(client, key, returning):
     # and the contact; then the contact (when new) and the lead are written.
     # On PostgreSQL that write is one statement, and nothing runs inside a
     # transaction, so no BEGIN and COMMIT round trips.
-    org.get_or_create_department(current_account(), "sales")
+    structure.get_or_create_department(current_account(), "sales")
     db.session.commit()
     assert post(client, key, {"name": "Ana", "phone": "11 91234-5678"}).status_code
     db.session.remove()
@@ -504,7 +504,7 @@ def test_a_department_of_another_account_is_unknown(client, key):
     other = Account(name="Other")
     db.session.add(other)
     db.session.commit()
-    org.get_or_create_department(other, "elsewhere")
+    structure.get_or_create_department(other, "elsewhere")
     db.session.commit()
     response = post(
         client, key, {"name": "A", "email": "a@b.co", "department": "elsewhere"}

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from portal.contacts import export, list_filters
 from portal.extensions import db
 from portal.models import Contact
-from portal.org import service as org
+from portal.org import structure
 from portal.settings.service import current_account
 from tests import factories
 
@@ -150,7 +150,7 @@ def test_formula_cells_are_neutralised_and_markup_written_raw(client, auth, ctx)
     account = current_account()
     admin = factories.make_user("admin")
     owner = factories.make_user("attendant", name="-2+3 Owner")
-    org.get_or_create_department(account, "evil", "@SUM(1+1)")
+    structure.get_or_create_department(account, "evil", "@SUM(1+1)")
     db.session.commit()
     names = ["=cmd|' /C calc'!A0", "+1", "-1", "@SUM(A1)", "<script>alert(1)</script>"]
     for name in names:

@@ -12,7 +12,7 @@ from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Department, Lead
 from portal.models.permissions import PRESETS_BY_KEY, ROLE_PRESETS
-from portal.org import hours
+from portal.org import department_hours, hours
 from portal.org import service as org
 from portal.roulette import routing
 from portal.settings.service import current_account
@@ -77,7 +77,7 @@ def test_another_accounts_department_is_not_found(client, auth, ctx):
     assert client.hx_post(url, data=_form(**WEEKDAYS_8_TO_18)).status_code == 404
     assert _stored(theirs.id) == (None, "UTC")
     with pytest.raises(NotFound):
-        org.set_department_hours(current_account(), theirs.id, {}, "UTC")
+        department_hours.set_department_hours(current_account(), theirs.id, {}, "UTC")
 
 
 # --- The form -----------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_another_accounts_department_is_not_found(client, auth, ctx):
 
 def test_the_form_opens_in_the_row_with_the_stored_hours(client, auth, ctx):
     department = _department()
-    org.set_department_hours(
+    department_hours.set_department_hours(
         current_account(), department.id, {"mon": ("09:00", "17:30")}, "Europe/Madrid"
     )
     auth.login(factories.make_user("admin"))
@@ -152,7 +152,7 @@ def test_save_without_javascript_redirects_to_the_list(client, auth, ctx):
 def test_every_day_blank_means_always_open(client, auth, ctx):
     department = _department()
     account = current_account()
-    org.set_department_hours(
+    department_hours.set_department_hours(
         account, department.id, {"mon": ("08:00", "18:00")}, "Asia/Tokyo"
     )
     auth.login(factories.make_user("admin"))
@@ -231,7 +231,9 @@ def test_each_invalid_input_names_its_field_and_saves_nothing(
 ):
     department = _department()
     account = current_account()
-    org.set_department_hours(account, department.id, {"sun": ("10:00", "14:00")}, "UTC")
+    department_hours.set_department_hours(
+        account, department.id, {"sun": ("10:00", "14:00")}, "UTC"
+    )
     before = _stored(department.id)
     auth.login(factories.make_user("admin"))
     # Valid days go along: all or nothing.
@@ -254,7 +256,7 @@ def test_each_invalid_input_names_its_field_and_saves_nothing(
 
 def test_a_blank_time_zone_means_utc(ctx):
     department = _department()
-    org.set_department_hours(
+    department_hours.set_department_hours(
         current_account(), department.id, {"mon": ("08:00", "18:00")}, "  "
     )
     assert _stored(department.id) == ({"mon": ["08:00", "18:00"]}, "UTC")
@@ -277,7 +279,7 @@ def test_errors_on_several_fields_are_all_named(client, auth, ctx):
 def test_the_service_refuses_with_field_names(ctx):
     department = _department()
     with pytest.raises(ValidationError) as refused:
-        org.set_department_hours(
+        department_hours.set_department_hours(
             current_account(),
             department.id,
             {"mon": ("08:00", "8pm"), "tue": ("09:00", "17:00")},
@@ -320,14 +322,14 @@ def test_the_service_refuses_with_field_names(ctx):
     ],
 )
 def test_summary_text(ctx, stored, zone, expected):
-    assert org.hours_summary(stored, zone) == expected
+    assert hours.hours_summary(stored, zone) == expected
 
 
 def test_the_department_list_shows_each_summary(client, auth, ctx):
     account = current_account()
     sales = _department()
     org.create_department(account, "rent", "Rentals")
-    org.set_department_hours(
+    department_hours.set_department_hours(
         account,
         sales.id,
         {d: ("08:00", "18:00") for d in DAYS[:5]},
@@ -446,7 +448,7 @@ def test_a_closed_department_keeps_its_leads_waiting_with_the_reason(ctx):
     # Open one minute a week, at a time the test is not running.
     now = datetime.now(UTC)
     closed_day = DAYS[(now.weekday() + 3) % 7]
-    org.set_department_hours(
+    department_hours.set_department_hours(
         current_account(), sales.id, {closed_day: ("03:00", "03:01")}, "UTC"
     )
     lead = factories.make_lead(department="sales")
@@ -455,6 +457,6 @@ def test_a_closed_department_keeps_its_leads_waiting_with_the_reason(ctx):
     assert waiting.state == "queued"
     assert [(c["id"], c["reason"]) for c in waiting.routing] == [(agent.id, "hours")]
     # Always open again: the same lead is offered.
-    org.set_department_hours(current_account(), sales.id, {}, "UTC")
+    department_hours.set_department_hours(current_account(), sales.id, {}, "UTC")
     placed = routing.route_lead(lead.id)
     assert placed is not None and placed.agent_id == agent.id

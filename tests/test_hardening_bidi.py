@@ -12,7 +12,7 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.models import Offer
-from portal.org import service as org
+from portal.org import structure
 from portal.realtime.hub import channel_of
 from portal.redis_conn import get_redis
 from portal.roles import service as roles
@@ -81,7 +81,7 @@ def test_the_checker_sees_an_exposed_override() -> None:
 def evil_world(ctx: None) -> dict:
     """Everything people name, named with an override."""
     account = current_account()
-    department = org.get_or_create_department(account, "sales", f"Sales {RLO}x")
+    department = structure.get_or_create_department(account, "sales", f"Sales {RLO}x")
     db.session.commit()
     admin = factories.make_user(
         "admin", name=f"Boss {RLO}x", teams=["t"], units=["u"], departments=["sales"]

@@ -28,7 +28,7 @@ from portal.models import (
     Notification,
 )
 from portal.models.base import utcnow
-from portal.org import service as org
+from portal.org import structure
 from portal.settings.service import current_account
 from tests import factories
 
@@ -119,7 +119,7 @@ def seller(ctx):
 
 def test_whole_flow_over_http(app, client, auth, manager, seller, run_jobs):
     account = current_account()
-    org.get_or_create_department(account, "sales", "Sales")
+    structure.get_or_create_department(account, "sales", "Sales")
     db.session.add(Campaign(account_id=account.id, key="bf", name="Black Friday"))
     db.session.commit()
     outsider = factories.make_user("seller", email="out@example.com", units=["south"])

@@ -19,8 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.extensions import db
 from portal.models import Account, AgentState, Lead, Offer, OfferState, User
 from portal.models.base import utcnow
-from portal.org import hours
-from portal.org import service as org
+from portal.org import hours, structure
 from portal.realtime import presence
 from portal.roulette import decisions, placement, pool, routing, sweep, switch
 from portal.roulette.choice import Skip
@@ -265,7 +264,7 @@ def _closed_now(now: datetime) -> dict:
 def test_outside_working_hours_nobody_is_asked_and_the_lead_waits(ctx):
     enable_roulette()
     online = agent()
-    department = org.get_or_create_department(current_account(), "sales")
+    department = structure.get_or_create_department(current_account(), "sales")
     department.working_hours = _closed_now(utcnow())
     department.timezone = "UTC"
     db.session.commit()
@@ -284,7 +283,7 @@ def test_outside_working_hours_nobody_is_asked_and_the_lead_waits(ctx):
 def test_working_hours_are_read_in_the_department_time_zone(ctx):
     enable_roulette()
     online = agent()
-    department = org.get_or_create_department(current_account(), "sales")
+    department = structure.get_or_create_department(current_account(), "sales")
     department.working_hours = {"mon": ["09:00", "18:00"]}
     department.timezone = "America/Sao_Paulo"  # UTC-3, no DST since 2019
     db.session.commit()
@@ -659,9 +658,9 @@ def test_leads_piled_up_in_a_closed_department_do_not_hide_an_open_one(ctx):
     busy_with = make_lead(department="support")
     routing.route_lead(busy_with.id)
     assert pool.pending_offer(both.id).lead_id == busy_with.id
-    support = org.get_or_create_department(current_account(), "support")
+    support = structure.get_or_create_department(current_account(), "support")
     support.working_hours = None
-    sales = org.get_or_create_department(current_account(), "sales")
+    sales = structure.get_or_create_department(current_account(), "sales")
     sales.working_hours = _closed_now(utcnow())
     db.session.commit()
     # A night of sales leads (more than one scan's worth), then one for

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import AgentState, Department, Lead, Notification
 from portal.models.base import utcnow
-from portal.org.service import set_department_hours
+from portal.org.department_hours import set_department_hours
 from portal.queue import enqueue, get_queue
 from portal.realtime import presence
 from portal.roulette import decisions, pool, routing, sweep, switch

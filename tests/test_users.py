@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.mail import outbox_messages
 from portal.models import Account, UnitMember, User, UserStatus
 from portal.models.permissions import ROLE_PRESETS
-from portal.org import service as org
+from portal.org import structure
 from portal.settings.service import current_account, ensure_builtin_roles
 from portal.users.service import PAGE_SIZE, UserInput, create_user
 from tests import factories
@@ -358,8 +358,8 @@ def test_list_queries_do_not_grow_with_the_number_of_users(client, admin):
 
 
 def test_create_with_htmx_inserts_the_row_and_mails_the_link(client, admin, run_jobs):
-    team = org.get_or_create_team(current_account(), "north", "North")
-    dept = org.get_or_create_department(current_account(), "sales", "Sales")
+    team = structure.get_or_create_team(current_account(), "north", "North")
+    dept = structure.get_or_create_department(current_account(), "sales", "Sales")
     db.session.commit()
     form = new_user_form(language="pt_BR")
     response = client.hx_post(
@@ -514,7 +514,7 @@ def test_every_bad_field_is_named_at_once(client, admin):
 
 
 def test_coordinator_added_to_a_unit_is_refused_on_the_units_field(client, admin):
-    unit = org.get_or_create_unit(current_account(), "downtown", "Downtown")
+    unit = structure.get_or_create_unit(current_account(), "downtown", "Downtown")
     db.session.commit()
     memberships = db.session.scalar(select(func.count()).select_from(UnitMember))
     before = user_count()
@@ -575,7 +575,7 @@ def test_inline_edit_round_trip(client, admin):
     user = factories.make_user(
         "attendant", name="Old Name", email="old@example.com", teams=["north"]
     )
-    south = org.get_or_create_team(account, "south", "South")
+    south = structure.get_or_create_team(account, "south", "South")
     db.session.commit()
 
     form = client.hx_get(f"/admin/users/{user.id}/edit")

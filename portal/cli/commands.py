@@ -21,7 +21,7 @@ from portal.cli.translations import translations_group
 from portal.cli.worker import run_worker
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
-from portal.org import service as org
+from portal.org import structure
 from portal.settings import service as settings_service
 from portal.users.service import UserInput, create_user
 
@@ -78,15 +78,15 @@ def create_user_command(
     account = settings_service.current_account()
     keys = {"teams": teams, "units": units, "departments": departments}
     getters = {
-        "teams": org.get_or_create_team,
-        "units": org.get_or_create_unit,
-        "departments": org.get_or_create_department,
+        "teams": structure.get_or_create_team,
+        "units": structure.get_or_create_unit,
+        "departments": structure.get_or_create_department,
     }
     ids: dict[str, list[int]] = {}
     errors: dict[str, str] = {}
     for field, raw_keys in keys.items():
         try:
-            clean = [org.clean_key(raw, field=field) for raw in raw_keys]
+            clean = [structure.clean_key(raw, field=field) for raw in raw_keys]
         except ValidationError as exc:
             errors.update(exc.fields)
             continue

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Account, Unit, User
-from portal.org import service as org
+from portal.org import structure
 from portal.settings.service import current_account
 from portal.users.service import UserInput, create_user
 
@@ -121,15 +121,15 @@ def demo_logins() -> list[DemoLogin]:
 
 def _seed_organisation(account: Account) -> None:
     for key, name in TEAMS:
-        org.get_or_create_team(account, key, name)
+        structure.get_or_create_team(account, key, name)
     for key, name, store_flow in UNITS:
         existed = _unit_exists(account, key)
-        unit = org.get_or_create_unit(account, key, name)
+        unit = structure.get_or_create_unit(account, key, name)
         if not existed:
             # Only on creation: an admin's later choice is theirs to keep.
             unit.store_flow = store_flow
     for key, name in DEPARTMENTS:
-        org.get_or_create_department(account, key, name)
+        structure.get_or_create_department(account, key, name)
     db.session.commit()
 
 
@@ -152,10 +152,14 @@ def _seed_users(account: Account) -> None:
                 name=demo.name,
                 role_key=demo.role,
                 password=DEMO_PASSWORD,
-                team_ids=[org.get_or_create_team(account, k).id for k in demo.teams],
-                unit_ids=[org.get_or_create_unit(account, k).id for k in demo.units],
+                team_ids=[
+                    structure.get_or_create_team(account, k).id for k in demo.teams
+                ],
+                unit_ids=[
+                    structure.get_or_create_unit(account, k).id for k in demo.units
+                ],
                 department_ids=[
-                    org.get_or_create_department(account, k).id
+                    structure.get_or_create_department(account, k).id
                     for k in demo.departments
                 ],
             ),

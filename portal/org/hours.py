@@ -6,6 +6,8 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from babel.dates import get_day_names
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from portal.errors import ValidationError
@@ -86,3 +88,50 @@ def clean_hours(
     if errors:
         raise ValidationError(errors)
     return (hours or None), timezone
+
+
+# --- How the hours read ---------------------------------------------------
+
+
+def weekdays() -> tuple[str, ...]:
+    """The day keys of working hours, Monday first ("mon" ... "sun")."""
+    return DAYS
+
+
+def weekday_names(width: str = "wide") -> list[tuple[str, str]]:
+    """(day key, its name in the user's language), Monday first."""
+    names = get_day_names(width, locale=get_locale() or "en")
+    return [(day, names[index]) for index, day in enumerate(weekdays())]
+
+
+def hours_summary(spans: dict | None, timezone: str) -> str:
+    """The hours in one line: consecutive days with the same span share it
+    ("Mon–Fri 08:00–18:00; Sat 09:00–13:00, UTC"); no hours is "Always
+    open"."""
+    if not spans:
+        return _("Always open")
+    names = dict(weekday_names("abbreviated"))
+    days = weekdays()
+    runs: list[list] = []  # [first day, last day, span]
+    for index, day in enumerate(days):
+        span = spans.get(day)
+        if not span:
+            continue
+        last = runs[-1] if runs else None
+        if last and days.index(last[1]) == index - 1 and last[2] == span:
+            last[1] = day
+        else:
+            runs.append([day, day, span])
+    parts = []
+    for first, last, (start, end) in runs:
+        named = names[first] if first == last else f"{names[first]}–{names[last]}"
+        if end == start == "00:00":
+            span_text = _("all day")
+        elif end == start:
+            span_text = _("24 h from %(start)s", start=start)
+        elif end < start:
+            span_text = _("%(start)s–%(end)s next day", start=start, end=end)
+        else:
+            span_text = f"{start}–{end}"
+        parts.append(f"{named} {span_text}")
+    return _("%(days)s, %(timezone)s", days="; ".join(parts), timezone=timezone)

@@ -1,16 +1,13 @@
-"""Teams, units and departments, and who may belong to them."""
+"""Administration of teams, units and departments: lists, create, rename,
+delete, the store flow of a unit."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
-from zoneinfo import available_timezones
 
-from babel.dates import get_day_names
-from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -20,7 +17,6 @@ from portal.models import (
     Account,
     Contact,
     Department,
-    Role,
     Team,
     TeamMember,
     Unit,
@@ -30,168 +26,7 @@ from portal.models import (
 )
 from portal.models.org import department_member
 from portal.org import hours
-
-# A row of the structure: the helpers below serve all three kinds alike.
-OrgRow = TypeVar("OrgRow", Team, Unit, Department)
-
-# A row of the structure: the three share account, key and name.
-OrgRow = TypeVar("OrgRow", Team, Unit, Department)
-
-KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
-
-
-def clean_key(raw: str, field: str = "key") -> str:
-    key = (raw or "").strip().lower()
-    if not KEY_PATTERN.match(key):
-        raise ValidationError(
-            {
-                field: _(
-                    "Use 1 to 50 lower-case letters, digits, - or _, "
-                    "starting with a letter or digit."
-                )
-            }
-        )
-    return key
-
-
-def clean_name(raw: str, field: str = "name", max_length: int = 200) -> str:
-    name = " ".join((raw or "").split())
-    if not name:
-        raise ValidationError({field: _("Required.")})
-    if len(name) > max_length:
-        raise ValidationError({field: _("Use at most %(n)d characters.", n=max_length)})
-    return name
-
-
-def _get_or_create(
-    model: type[OrgRow], account: Account, key: str, name: str | None
-) -> OrgRow:
-    key = clean_key(key)
-    row = db.session.scalar(
-        select(model).where(model.account_id == account.id, model.key == key)
-    )
-    if row is None:
-        row = model(account_id=account.id, key=key, name=clean_name(name or key))
-        db.session.add(row)
-        db.session.flush()
-    return row
-
-
-def get_or_create_team(account: Account, key: str, name: str | None = None) -> Team:
-    return _get_or_create(Team, account, key, name)
-
-
-def get_or_create_unit(account: Account, key: str, name: str | None = None) -> Unit:
-    return _get_or_create(Unit, account, key, name)
-
-
-def get_or_create_department(
-    account: Account, key: str, name: str | None = None
-) -> Department:
-    return _get_or_create(Department, account, key, name)
-
-
-def team_membership_kind(role: Role) -> str | None:
-    """ "coordinator", "member", or None when the role may not join teams."""
-    if "team.lead" in role.permissions:
-        return "coordinator"
-    if "team.join" in role.permissions:
-        return "member"
-    return None
-
-
-def unit_membership_kind(role: Role) -> str | None:
-    """ "manager", "seller", or None when the role may not join units."""
-    if "unit.lead" in role.permissions:
-        return "manager"
-    if "unit.join" in role.permissions:
-        return "seller"
-    return None
-
-
-def _in_account(
-    model: type[OrgRow], account: Account, ids: list[int], field: str
-) -> list[OrgRow]:
-    ids = sorted({int(i) for i in ids})
-    if not ids:
-        return []
-    rows = list(
-        db.session.scalars(
-            select(model).where(model.account_id == account.id, model.id.in_(ids))
-        )
-    )
-    if len(rows) != len(ids):
-        raise ValidationError({field: _("Pick from the list.")})
-    return rows
-
-
-def check_memberships(
-    account: Account, role: Role, team_ids: list[int], unit_ids: list[int]
-) -> dict[str, str]:
-    """Field errors for teams/units this role may not join (empty when fine)."""
-    errors: dict[str, str] = {}
-    if team_ids and team_membership_kind(role) is None:
-        errors["teams"] = _(
-            "The role %(role)s does not belong to teams.", role=role.display_name
-        )
-    if unit_ids and unit_membership_kind(role) is None:
-        errors["units"] = _(
-            "The role %(role)s does not belong to units.", role=role.display_name
-        )
-    return errors
-
-
-def set_memberships(
-    account: Account,
-    user: User,
-    *,
-    team_ids: list[int],
-    unit_ids: list[int],
-    department_ids: list[int],
-) -> None:
-    """Replace the user's teams, units and departments (validated first)."""
-    errors = check_memberships(account, user.role, team_ids, unit_ids)
-    try:
-        teams = _in_account(Team, account, team_ids, "teams")
-    except ValidationError as exc:
-        errors.update(exc.fields)
-        teams = []
-    try:
-        units = _in_account(Unit, account, unit_ids, "units")
-    except ValidationError as exc:
-        errors.update(exc.fields)
-        units = []
-    try:
-        departments = _in_account(Department, account, department_ids, "departments")
-    except ValidationError as exc:
-        errors.update(exc.fields)
-        departments = []
-    if errors:
-        raise ValidationError(errors)
-    coordinator = team_membership_kind(user.role) == "coordinator"
-    manager = unit_membership_kind(user.role) == "manager"
-    # Diff instead of replacing: a new row with the same key as a removed one
-    # would collide inside one flush.
-    wanted_teams = {team.id: team for team in teams}
-    for membership in list(user.team_memberships):
-        if membership.team_id not in wanted_teams:
-            user.team_memberships.remove(membership)
-        else:
-            membership.is_coordinator = coordinator
-            wanted_teams.pop(membership.team_id)
-    for team in wanted_teams.values():
-        user.team_memberships.append(TeamMember(team=team, is_coordinator=coordinator))
-    wanted_units = {unit.id: unit for unit in units}
-    for membership in list(user.unit_memberships):
-        if membership.unit_id not in wanted_units:
-            user.unit_memberships.remove(membership)
-        else:
-            membership.is_manager = manager
-            wanted_units.pop(membership.unit_id)
-    for unit in wanted_units.values():
-        user.unit_memberships.append(UnitMember(unit=unit, is_manager=manager))
-    user.departments = departments
-
+from portal.org.structure import OrgRow, clean_key, clean_name
 
 # --- Administration of teams, units and departments -------------------------
 #
@@ -340,7 +175,7 @@ def list_departments(
         DepartmentSummary(
             d,
             counts.get(d.id, 0),
-            hours=hours_summary(d.working_hours, d.timezone),
+            hours=hours.hours_summary(d.working_hours, d.timezone),
             open_now=hours.is_open(d.working_hours, d.timezone, now),
         )
         for d in departments
@@ -525,99 +360,3 @@ def set_store_flow(account: Account, unit_id: int, enabled: bool) -> Unit:
     unit.store_flow = enabled
     db.session.commit()
     return unit
-
-
-# --- Working hours of a department ------------------------------------------
-
-
-def weekdays() -> tuple[str, ...]:
-    """The day keys of working hours, Monday first ("mon" ... "sun")."""
-    return hours.DAYS
-
-
-def weekday_names(width: str = "wide") -> list[tuple[str, str]]:
-    """(day key, its name in the user's language), Monday first."""
-    names = get_day_names(width, locale=get_locale() or "en")
-    return [(day, names[index]) for index, day in enumerate(weekdays())]
-
-
-def time_zones() -> list[str]:
-    """Every IANA time zone name the server knows, sorted (the form's list)."""
-    return sorted(available_timezones() | {"UTC"})
-
-
-def hours_summary(hours: dict | None, timezone: str) -> str:
-    """The hours in one line: consecutive days with the same span share it
-    ("Mon–Fri 08:00–18:00; Sat 09:00–13:00, UTC"); no hours is "Always
-    open"."""
-    if not hours:
-        return _("Always open")
-    names = dict(weekday_names("abbreviated"))
-    days = weekdays()
-    runs: list[list] = []  # [first day, last day, span]
-    for index, day in enumerate(days):
-        span = hours.get(day)
-        if not span:
-            continue
-        last = runs[-1] if runs else None
-        if last and days.index(last[1]) == index - 1 and last[2] == span:
-            last[1] = day
-        else:
-            runs.append([day, day, span])
-    parts = []
-    for first, last, (start, end) in runs:
-        named = names[first] if first == last else f"{names[first]}–{names[last]}"
-        if end == start == "00:00":
-            span_text = _("all day")
-        elif end == start:
-            span_text = _("24 h from %(start)s", start=start)
-        elif end < start:
-            span_text = _("%(start)s–%(end)s next day", start=start, end=end)
-        else:
-            span_text = f"{start}–{end}"
-        parts.append(f"{named} {span_text}")
-    return _("%(days)s, %(timezone)s", days="; ".join(parts), timezone=timezone)
-
-
-def hours_form_values(department: Department) -> dict[str, str]:
-    """The hours form's fields as stored: `timezone`, `hours_<day>_start`
-    and `hours_<day>_end` (blank for a closed day)."""
-    values = {"timezone": department.timezone or "UTC"}
-    stored = department.working_hours or {}
-    for day in weekdays():
-        start, end = stored.get(day) or ("", "")
-        values[f"hours_{day}_start"] = start
-        values[f"hours_{day}_end"] = end
-    return values
-
-
-def set_department_hours(
-    account: Account,
-    department_id: int,
-    spans: dict[str, tuple[str, str]],
-    timezone: str,
-) -> Department:
-    """Replace the department's working hours and time zone.
-
-    `spans` maps a day key ("mon") to (start, end) as "HH:MM"; a day with
-    both blank is closed, and every day blank means always open. Raises
-    NotFound, and ValidationError naming "hours_<day>" or "timezone";
-    nothing is saved then.
-    """
-    department = get_department(account, department_id)
-    # A day with one time only is most likely a slip: say so, rather than
-    # the format hint clean_hours gives for the blank one.
-    half_filled = {
-        f"hours_{day}": _("Give both times, or leave both blank to close the day.")
-        for day, span in spans.items()
-        if span and sum(1 for part in span if (part or "").strip()) == 1
-    }
-    try:
-        # A blank zone is UTC (the model's default), spaces included.
-        cleaned, zone = hours.clean_hours(spans, (timezone or "").strip())
-    except ValidationError as exc:
-        raise ValidationError({**exc.fields, **half_filled}) from None
-    department.working_hours = cleaned
-    department.timezone = zone
-    db.session.commit()
-    return department

@@ -21,7 +21,8 @@ from portal.auth.access import can, require
 from portal.errors import Conflict, NotFound, ValidationError
 from portal.errors_http import error_response
 from portal.models import Account
-from portal.org import service
+from portal.org import department_hours as hours_admin
+from portal.org import hours, service
 from portal.rendering import render
 from portal.settings.service import current_account
 
@@ -393,8 +394,8 @@ def _hours_context(values: dict[str, str], errors: dict[str, str]) -> dict:
     return {
         "hours_values": values,
         "hours_errors": errors,
-        "weekdays": service.weekday_names(),
-        "time_zones": service.time_zones(),
+        "weekdays": hours.weekday_names(),
+        "time_zones": hours_admin.time_zones(),
     }
 
 
@@ -405,7 +406,7 @@ def department_hours(department_id: int) -> ResponseReturnValue:
     with that row open, without htmx)."""
     account = current_account()
     row = _one(DEPARTMENTS, account, department_id)
-    context = _hours_context(service.hours_form_values(row.department), {})
+    context = _hours_context(hours_admin.hours_form_values(row.department), {})
     if request.htmx:
         return render(DEPARTMENTS.row_template, row=row, editing_hours=True, **context)
     return _page(DEPARTMENTS, account, hours_id=department_id, **context)
@@ -423,10 +424,10 @@ def department_hours_update(department_id: int) -> ResponseReturnValue:
     }
     spans = {
         day: (values[f"hours_{day}_start"], values[f"hours_{day}_end"])
-        for day in service.weekdays()
+        for day in hours.weekdays()
     }
     try:
-        department = service.set_department_hours(
+        department = hours_admin.set_department_hours(
             account, department_id, spans, values["timezone"]
         )
     except NotFound:
@@ -449,7 +450,7 @@ def department_hours_update(department_id: int) -> ResponseReturnValue:
 
 def _hours_fields() -> list[str]:
     return [
-        f"hours_{day}_{end}" for day in service.weekdays() for end in ("start", "end")
+        f"hours_{day}_{end}" for day in hours.weekdays() for end in ("start", "end")
     ]
 
 

@@ -20,7 +20,7 @@ from portal.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.extensions import db
 from portal.models import Account, Role, RolePermission, User
 from portal.models.permissions import PERMISSION_KEYS, PERMISSIONS, ROLE_PRESETS
-from portal.org.service import clean_key, clean_name
+from portal.org.structure import clean_key, clean_name
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from portal.models import (
     UserStatus,
 )
 from portal.models.base import utcnow
-from portal.org import service as org
+from portal.org import structure
 from portal.queue import enqueue
 from portal.roulette.switch import take_offline
 
@@ -140,13 +140,13 @@ def _check_input(
     """
     errors: dict[str, str] = {}
     email = _collect(errors, clean_email, data.email)
-    name = _collect(errors, org.clean_name, data.name)
+    name = _collect(errors, structure.clean_name, data.name)
     role = find_role(account, data.role_key)
     if role is None:
         errors["role"] = _("Unknown role.")
     else:
         errors.update(
-            org.check_memberships(account, role, data.team_ids, data.unit_ids)
+            structure.check_memberships(account, role, data.team_ids, data.unit_ids)
         )
     if data.language and data.language not in current_app.config["LANGUAGES"]:
         errors["language"] = _("Unknown language.")
@@ -169,7 +169,7 @@ def _apply_flags(user: User, role: Role, data: UserInput) -> None:
 def _save_memberships_and_commit(account: Account, user: User, data: UserInput) -> None:
     """Memberships, then commit; on any error nothing of the change stays."""
     try:
-        org.set_memberships(
+        structure.set_memberships(
             account,
             user,
             team_ids=data.team_ids,
