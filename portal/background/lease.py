@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import get_current_job
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 
 from portal.extensions import db
 from portal.models import BackgroundJob, JobStatus
@@ -66,6 +66,15 @@ def lease_expired(job: BackgroundJob, now: datetime | None = None) -> bool:
     return job.lease_until is None or job.lease_until < (now or utcnow())
 
 
+def lease_lapsed(now: datetime) -> ColumnElement[bool]:
+    """The SQL twin of `lease_expired`: no run holds the row at `now`."""
+    return or_(
+        jobs_table.c.holder.is_(None),
+        jobs_table.c.lease_until.is_(None),
+        jobs_table.c.lease_until < now,
+    )
+
+
 class Lease:
     """The lease one run holds on one job."""
 
@@ -86,11 +95,7 @@ class Lease:
             .where(
                 jobs_table.c.id == job.id,
                 jobs_table.c.status.in_(ACTIVE_STATUSES),
-                or_(
-                    jobs_table.c.holder.is_(None),
-                    jobs_table.c.lease_until.is_(None),
-                    jobs_table.c.lease_until < now,
-                ),
+                lease_lapsed(now),
             )
             .values(
                 holder=holder,

@@ -33,6 +33,7 @@ from sqlalchemy import or_, select
 from portal.background.lease import (
     jobs_table,
     lease_expired,
+    lease_lapsed,
     lease_seconds,
     watch_seconds,
 )
@@ -130,7 +131,7 @@ def pick_up(job: BackgroundJob) -> int:
             jobs_table.c.id == job.id,
             jobs_table.c.status.in_(ACTIVE_STATUSES),
             jobs_table.c.resumes == job.resumes,
-            or_(jobs_table.c.lease_until.is_(None), jobs_table.c.lease_until < now),
+            lease_lapsed(now),
         )
         .values(
             status=JobStatus.QUEUED,
