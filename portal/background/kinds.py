@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from flask_babel.speaklater import LazyString
 
+from portal.background.lease import Lease
 from portal.models import BackgroundJob
-
-if TYPE_CHECKING:
-    from portal.background.lease import Lease
 
 
 @dataclass(frozen=True)
