@@ -34,6 +34,7 @@ from portal.auth import bp as auth_bp
 from portal.auth.access import can
 from portal.auth.service import load_session_user
 from portal.background import kinds as job_kinds
+from portal.background.views import bp as jobs_admin_bp
 from portal.cli import register_commands
 from portal.config import build_config
 from portal.contacts import bp as contacts_bp
@@ -51,6 +52,7 @@ from portal.extensions import (
 )
 from portal.ids import IdConverter
 from portal.imports.job import IMPORT_KIND
+from portal.localtime import select_timezone
 from portal.main import bp as main_bp
 from portal.navigation import navigation
 from portal.realtime.views import bp as realtime_bp
@@ -58,6 +60,7 @@ from portal.redis_conn import limiter_storage_uri, redis_url
 from portal.roulette.endings import withdraw_for_new_owners
 from portal.roulette.views import bp as roulette_bp
 from portal.roulette.views import presence_switch
+from portal.tasks.views import bp as tasks_bp
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -85,7 +88,9 @@ def create_app(config: dict | None = None) -> Flask:
     sock.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
-    babel.init_app(app, locale_selector=_select_locale)
+    babel.init_app(
+        app, locale_selector=_select_locale, timezone_selector=select_timezone
+    )
     _init_login(app)
 
     app.register_blueprint(auth_bp)
@@ -94,9 +99,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(contacts_bp)
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
+    app.register_blueprint(tasks_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(apikeys_bp, url_prefix="/admin")
+    app.register_blueprint(jobs_admin_bp, url_prefix="/admin")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-key API: no cookies, so no CSRF to forge
 

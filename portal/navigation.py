@@ -33,6 +33,7 @@ ADMIN_ITEMS = (
     NavItem("roles.index", _l("Roles"), ("roles.manage",)),
     NavItem("settings.index", _l("Settings"), ("settings.manage",)),
     NavItem("apikeys.index", _l("API keys"), ("api_keys.manage",)),
+    NavItem("jobs_admin.index", _l("Jobs"), ("jobs.manage",)),
 )
 
 
@@ -47,6 +48,7 @@ def navigation() -> list[dict]:
     if current_user.can("contacts.create"):
         # A receptionist's whole job: first thing in the bar, one tap away.
         items.append(NavItem("contacts.new", _l("New contact"), ("contacts.create",)))
+    items.append(NavItem("tasks.index", _l("Tasks"), ()))
     items += [
         item
         for item in ADMIN_ITEMS

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.background import runs
-from portal.background.lease import Lease
+from portal.background.lease import Cancelled, Lease, jobs_table
 from portal.extensions import db
 from portal.imports import runner
 from portal.imports.service import guess_mapping
@@ -624,6 +624,7 @@ IMPORT_PAGES = [
     ("post", "/contacts/import/{id}/start"),
     ("get", "/contacts/import/{id}"),
     ("get", "/contacts/import/{id}/progress"),
+    ("post", "/contacts/import/{id}/cancel"),
     ("get", "/contacts/import/{id}/errors.csv"),
 ]
 
@@ -735,3 +736,92 @@ def test_an_import_whose_file_is_gone_fails_asking_to_upload_it_again(
     page = client.get(f"/contacts/import/{import_id}").get_data(as_text=True)
     assert "Upload it again" in page
     assert count(Contact) == 0
+
+
+# --- cancel --------------------------------------------------------------------
+
+
+def _progress(client, import_id: int) -> str:
+    return client.get(f"/contacts/import/{import_id}/progress").get_data(as_text=True)
+
+
+def test_cancel_before_a_worker_starts_stops_it_with_nothing_written(
+    client, auth, manager, run_jobs
+):
+    auth.login(manager)
+    rows = [["name", "phone"]] + [[f"P {n}", f"+55 11 9{n:04d}-1111"] for n in range(5)]
+    import_id = run_through(client, csv_bytes(rows))
+    cancel_url = f"/contacts/import/{import_id}/cancel"
+    assert f'action="{cancel_url}"' in _progress(client, import_id)
+    response = client.post(f"/contacts/import/{import_id}/cancel")
+    assert response.status_code == 303
+    run_jobs()  # RQ's job was cancelled with it: nothing runs
+    db.session.expire_all()
+    imp = db.session.get(ContactImport, import_id)
+    assert (imp.status, imp.processed, imp.created) == ("cancelled", 0, 0)
+    assert _job_of(import_id).status == "cancelled"
+    assert count(Contact) == 0
+    html = _progress(client, import_id)
+    assert 'data-status="cancelled"' in html
+    assert "Stopped at 0 of 5 rows; what was imported stays." in html
+    assert "/cancel" not in html  # ended: nothing to cancel, nothing polls
+    assert "hx-trigger" not in html
+    # Cancelling again, or starting again, changes nothing.
+    again = client.post(f"/contacts/import/{import_id}/cancel")
+    assert again.status_code == 409
+    assert "nothing to cancel" in again.get_data(as_text=True)
+    assert client.post(f"/contacts/import/{import_id}/start").status_code == 303
+    assert run_jobs() == 0
+    assert db.session.get(ContactImport, import_id).status == "cancelled"
+
+
+def test_cancel_while_running_is_asked_of_the_run(client, auth, manager):
+    auth.login(manager)
+    import_id = run_through(
+        client, csv_bytes([["name", "phone"], ["A", "+5511912345678"]])
+    )
+    worker_run = Lease.take(_job_of(import_id))  # a worker took it
+    response = client.hx_post(f"/contacts/import/{import_id}/cancel")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="import-progress"' in html
+    assert "Stopping after the rows being written now" in html
+    assert "/cancel" not in html  # asked once
+    assert _job_of(import_id).cancel_requested
+    # The run hears it at its next batch and rolls that batch back.
+    with pytest.raises(Cancelled):
+        worker_run.checkpoint(1)
+    db.session.rollback()
+
+
+def test_cancel_while_running_stops_after_the_batch_and_keeps_it(
+    client, auth, manager, monkeypatch
+):
+    auth.login(manager)
+    rows = [["name", "phone"]] + [[f"P {n}", f"+55 11 9{n:04d}-2222"] for n in range(9)]
+    import_id = run_through(client, csv_bytes(rows))
+    monkeypatch.setattr(runner, "BATCH_SIZE", 3)
+    job_id = _job_of(import_id).id
+    original = Lease.checkpoint
+
+    def cancel_during_the_second_batch(lease, processed, total=None):
+        if processed == 6:
+            # Cancel arrives while the second batch is being written (a
+            # person's request would block on SQLite's write lock here, so
+            # the flag is set in the batch's own transaction).
+            db.session.execute(
+                jobs_table.update()
+                .where(jobs_table.c.id == job_id)
+                .values(cancel_requested=True)
+            )
+        return original(lease, processed, total)
+
+    monkeypatch.setattr(Lease, "checkpoint", cancel_during_the_second_batch)
+    summary = runs.perform(job_id)
+    assert summary["status"] == "cancelled"
+    db.session.expire_all()
+    imp = db.session.get(ContactImport, import_id)
+    # The first batch stays; the one being written when Cancel came is undone.
+    assert (imp.status, imp.processed, imp.created) == ("cancelled", 3, 3)
+    assert count(Contact) == imp.created
+    assert "Stopped at 3 of 9 rows" in _progress(client, import_id)

@@ -593,6 +593,7 @@ def test_inline_edit_round_trip(client, admin):
             "name": "New Name",
             "role": "attendant",
             "language": "es",
+            "time_zone": "America/Sao_Paulo",
             "teams": [south.id],
             "is_restricted": "0",
         },
@@ -605,10 +606,11 @@ def test_inline_edit_round_trip(client, admin):
     assert "New Name was saved." in html
 
     user = reload(user)
-    assert (user.name, user.email, user.language) == (
+    assert (user.name, user.email, user.language, user.time_zone) == (
         "New Name",
         "new@example.com",
         "es",
+        "America/Sao_Paulo",
     )
     assert [m.team.key for m in user.team_memberships] == ["south"]
     assert user.is_restricted is False
@@ -823,3 +825,21 @@ def test_show_link_is_404_when_mail_really_leaves(app, client, admin, monkeypatc
 def test_show_link_is_404_for_an_activated_user(client, admin):
     user = factories.make_user("attendant")
     assert client.get(f"/admin/users/{user.id}/activation-link").status_code == 404
+
+
+def test_an_unknown_time_zone_is_named_and_nothing_saved(client, admin):
+    user = factories.make_user("attendant", name="Zoe Zone")
+    response = client.hx_post(
+        f"/admin/users/{user.id}",
+        data={
+            "email": user.email,
+            "name": "Renamed",
+            "role": "attendant",
+            "time_zone": "Mars/Olympus_Mons",
+        },
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="error-time_zone"' in html and "Unknown time zone." in html
+    user = reload(user)
+    assert (user.name, user.time_zone) == ("Zoe Zone", None)

@@ -13,15 +13,16 @@ from flask_login import current_user, login_required
 F = TypeVar("F", bound=Callable)
 
 
-def require(*permissions: str) -> Callable[[F], F]:
-    """Sign-in plus at least one of `permissions`, else 403."""
+def require(*permissions: str, hidden: bool = False) -> Callable[[F], F]:
+    """Sign-in plus at least one of `permissions`, else 403 (404 when the
+    page is `hidden`: one whose very existence is not for other roles)."""
 
     def decorator(view: F) -> F:
         @wraps(view)
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             if not any(current_user.can(p) for p in permissions):
-                abort(403)
+                abort(404 if hidden else 403)
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

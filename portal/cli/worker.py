@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 from flask import Flask
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, worker_registration
 from rq.exceptions import StopRequested
 from rq.job import Job
 
@@ -39,12 +39,15 @@ from portal.background.watchdog import watch
 from portal.redis_conn import get_redis
 from portal.roulette.router import Router
 from portal.roulette.sweep import sweep, sweep_queue
+from portal.tasks.notify import sweep_due
 
 log = logging.getLogger(__name__)
 
 # rq blocks on the queue for worker_ttl - 15 s at a time; between blocks it
 # looks after its scheduler.
 WORKER_TTL = 20
+# While a job runs, the worker's heartbeat (its key lives WORKER_TTL + 60 s).
+HEARTBEAT_SECONDS = 10.0
 SCHEDULER_CHECK_SECONDS = 5.0
 RESTART_PAUSE_SECONDS = 1.0
 
@@ -79,8 +82,35 @@ class AppContextWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        with self.flask_app.app_context():
-            super().execute_job(job, queue)
+        # rq's SimpleWorker beats no heartbeat while a job runs: a job
+        # longer than the worker's key lives would make a busy worker look
+        # gone (to the jobs page, and to rq's own monitoring).
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._beat_until, args=(done,), name="rq-heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            with self.flask_app.app_context():
+                super().execute_job(job, queue)
+        finally:
+            done.set()
+            beat.join(timeout=5)
+
+    def _beat_until(self, done: threading.Event) -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(redis.RedisError):
+                self.heartbeat()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # A Redis restart or flush forgets the worker; rq's heartbeat would
+        # bring back a bare hash that no listing finds. Register it again.
+        if pipeline is None and not self.connection.exists(self.key):
+            with self.connection.pipeline() as again:
+                again.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, again)
+                again.execute()
+        super().heartbeat(timeout, pipeline)
 
     @property
     def should_run_maintenance_tasks(self) -> bool:
@@ -124,6 +154,8 @@ class AppContextWorker(SimpleWorker):
 # never delays an expiry.
 EXPIRY_SECONDS = 0.5
 FULL_SWEEP_SECONDS = 5.0
+# A task's due notice has its own scheduled job; this catches one lost.
+TASK_DUE_SECONDS = 30.0
 
 
 class Sweeper(threading.Thread):
@@ -164,6 +196,7 @@ def safety_net(app: Flask) -> list[Sweeper]:
         Sweeper(app, "roleta-expiry", EXPIRY_SECONDS, lambda: sweep(full=False)),
         Sweeper(app, "roleta-sweeper", FULL_SWEEP_SECONDS, sweep_queue),
         Sweeper(app, "roleta-job-watchdog", watch_every, watch),
+        Sweeper(app, "roleta-task-due", TASK_DUE_SECONDS, sweep_due),
     ]
 
 

@@ -11,13 +11,9 @@ from flask_babel import lazy_gettext as _l
 from portal.background.kinds import Kind
 from portal.background.lease import Failed, Lease
 from portal.extensions import db
+from portal.imports.progress import FAILURE_ERROR, FAILURE_GONE, FAILURE_TEXTS
 from portal.imports.runner import run_import
-from portal.imports.service import (
-    FAILURE_ERROR,
-    FAILURE_GONE,
-    FAILURE_TEXTS,
-    JOB_TIMEOUT_SECONDS,
-)
+from portal.imports.service import JOB_TIMEOUT_SECONDS
 from portal.models import BackgroundJob, ContactImport, ImportStatus, JobKind
 
 

@@ -29,13 +29,9 @@ from portal.contacts.ownership import (
 )
 from portal.extensions import db
 from portal.imports import csvfile
+from portal.imports.progress import FAILURE_FILE_GONE, FAILURE_IMPORTER
 from portal.imports.rows import Action, RowChecker, RowPlan, insert_values
-from portal.imports.service import (
-    FAILURE_FILE_GONE,
-    FAILURE_IMPORTER,
-    report_path,
-    upload_path,
-)
+from portal.imports.service import report_path, upload_path
 from portal.models import (
     Account,
     AssignmentHow,

@@ -1,26 +1,23 @@
-"""CSV import of contacts: upload, column mapping, preview and start.
+"""CSV import of contacts: upload, column mapping and preview.
 
 An upload is checked completely before anything is written (encoding,
 delimiter, header, row count); a bad file leaves no row and no file behind.
-The import itself runs in the RQ job `jobs.imports.run_import` (see
-`portal.imports.runner`).
+Starting, cancelling and following the run are `portal.imports.progress`;
+the run itself is a background job (`portal.imports.job`, `runner`).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from werkzeug.datastructures import FileStorage
 
-from portal.background import runs
 from portal.contacts import normalize
 from portal.errors import Conflict, NotFound, ValidationError
 from portal.extensions import db
@@ -40,8 +37,6 @@ from portal.models import (
     ContactImport,
     DuplicatePolicy,
     ImportStatus,
-    JobKind,
-    JobStatus,
     User,
 )
 
@@ -341,88 +336,6 @@ def preview(imp: ContactImport, importer: User) -> Preview:
         records.close()
     result.counts = {str(action): n for action, n in counts.items()}
     return result
-
-
-def start_import(imp: ContactImport) -> ContactImport:
-    """Queue the import's job once (starting it again changes nothing); a
-    failed import is resumed where it stopped.
-
-    Raises ValidationError when the columns are not mapped yet.
-    """
-    if imp.status == ImportStatus.UPLOADED:
-        raise ValidationError({"mapping": _("Map the columns first.")})
-    if imp.status == ImportStatus.FAILED:
-        job = runs.latest_for(JobKind.IMPORT, imp.id)
-        if job is not None:
-            with suppress(Conflict):  # two clicks on "Resume": one resumes
-                runs.resume(job)
-            db.session.refresh(imp)
-            return imp
-    # Conditional update: two clicks on "Start" queue one job.
-    won = db.session.execute(
-        update(ContactImport)
-        .where(
-            ContactImport.id == imp.id,
-            ContactImport.status.in_((ImportStatus.MAPPED, ImportStatus.FAILED)),
-        )
-        .values(status=ImportStatus.QUEUED, message=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    if won:
-        runs.queue_job(
-            JobKind.IMPORT,
-            account_id=imp.account_id,
-            started_by_id=imp.user_id,
-            subject_id=imp.id,
-            total=imp.total,
-        )
-    db.session.refresh(imp)
-    return imp
-
-
-# Why a job stopped, kept as a code and worded when shown (in the reader's
-# language, not the worker's).
-FAILURE_IMPORTER = "importer"
-FAILURE_FILE_GONE = "file_gone"
-FAILURE_ERROR = runs.REASON_ERROR
-FAILURE_GONE = "import_gone"
-FAILURE_TEXTS = {
-    FAILURE_FILE_GONE: _l("The uploaded file is gone. Upload it again."),
-    FAILURE_IMPORTER: _l("Whoever started this import may no longer import contacts."),
-    FAILURE_GONE: _l("The import was deleted."),
-}
-
-
-def failure_message(imp: ContactImport) -> str | None:
-    if imp.status != ImportStatus.FAILED:
-        return None
-    job = runs.latest_for(JobKind.IMPORT, imp.id)
-    if job is not None and job.status == JobStatus.FAILED:
-        return runs.reason_text(job)
-    return str(
-        FAILURE_TEXTS.get(imp.message or "") or runs.COMMON_REASONS[FAILURE_ERROR]
-    )
-
-
-def progress_percent(imp: ContactImport) -> int:
-    if imp.status == ImportStatus.DONE:
-        return 100
-    if not imp.total:
-        return 0
-    return min(100, int(imp.processed * 100 / imp.total))
-
-
-def is_finished(imp: ContactImport) -> bool:
-    return imp.status in (
-        ImportStatus.DONE,
-        ImportStatus.FAILED,
-        ImportStatus.CANCELLED,
-    )
-
-
-def is_started(imp: ContactImport) -> bool:
-    return imp.status not in (ImportStatus.UPLOADED, ImportStatus.MAPPED)
 
 
 def sample_values(imp: ContactImport, rows: int = 3) -> list[list[str]]:

@@ -21,7 +21,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal.auth.access import require
 from portal.errors import Conflict, NotFound, ValidationError
+from portal.errors_http import error_response
 from portal.imports import csvfile, service
+from portal.imports import progress as run
 from portal.models import ContactImport
 from portal.rendering import render
 from portal.settings.service import current_account
@@ -117,7 +119,7 @@ def _mapping_page(
 @require(PERMISSION)
 def mapping(import_id: int) -> ResponseReturnValue:
     imp = _own_import(import_id)
-    if service.is_started(imp):
+    if run.is_started(imp):
         return redirect(url_for("imports.show", import_id=imp.id), code=303)
     return _mapping_page(imp)
 
@@ -143,7 +145,7 @@ def save_mapping(import_id: int) -> ResponseReturnValue:
 @require(PERMISSION)
 def preview(import_id: int) -> ResponseReturnValue:
     imp = _own_import(import_id)
-    if service.is_started(imp):
+    if run.is_started(imp):
         return redirect(url_for("imports.show", import_id=imp.id), code=303)
     try:
         result = service.preview(imp, current_user)
@@ -163,29 +165,19 @@ def start_import(import_id: int) -> ResponseReturnValue:
     """Queue the job (once), then follow its progress (303)."""
     imp = _own_import(import_id)
     try:
-        service.start_import(imp)
+        run.start_import(imp)
     except ValidationError:
         return redirect(url_for("imports.mapping", import_id=imp.id), code=303)
     return redirect(url_for("imports.show", import_id=imp.id), code=303)
-
-
-def _progress_context(imp: ContactImport) -> dict:
-    return {
-        "imp": imp,
-        "percent": service.progress_percent(imp),
-        "finished": service.is_finished(imp),
-        "failure": service.failure_message(imp),
-        "has_report": bool(imp.failed and imp.report_name),
-    }
 
 
 @bp.get("/contacts/import/<int:import_id>")
 @require(PERMISSION)
 def show(import_id: int) -> ResponseReturnValue:
     imp = _own_import(import_id)
-    if not service.is_started(imp):
+    if not run.is_started(imp):
         return redirect(url_for("imports.mapping", import_id=imp.id), code=303)
-    return render("imports/show.html", **_progress_context(imp))
+    return render("imports/show.html", **run.progress_context(imp))
 
 
 @bp.get("/contacts/import/<int:import_id>/progress")
@@ -193,7 +185,24 @@ def show(import_id: int) -> ResponseReturnValue:
 def progress(import_id: int) -> ResponseReturnValue:
     """The progress component alone; it polls itself until the import ends."""
     imp = _own_import(import_id)
-    return render("imports/show.html", block="progress", **_progress_context(imp))
+    return render("imports/show.html", block="progress", **run.progress_context(imp))
+
+
+@bp.post("/contacts/import/<int:import_id>/cancel")
+@require(PERMISSION)
+def cancel(import_id: int) -> ResponseReturnValue:
+    """Stop the import (what it committed stays): the progress component for
+    htmx, else back to the progress page (303); 409 once it has ended."""
+    imp = _own_import(import_id)
+    try:
+        run.cancel_import(imp)
+    except Conflict as exc:
+        return error_response(409, str(exc))
+    if request.htmx:
+        return render(
+            "imports/show.html", block="progress", **run.progress_context(imp)
+        )
+    return redirect(url_for("imports.show", import_id=imp.id), code=303)
 
 
 @bp.get("/contacts/import/<int:import_id>/errors.csv")

@@ -24,6 +24,7 @@ from portal.models.roulette import (
     Offer,
     OfferState,
 )
+from portal.models.task import Task
 from portal.models.user import Role, RolePermission, User, UserStatus
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "ProcessMode",
     "Role",
     "RolePermission",
+    "Task",
     "Team",
     "TeamMember",
     "Unit",

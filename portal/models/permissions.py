@@ -34,6 +34,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("roles.manage", _l("Manage roles"), _ADMIN),
     Permission("settings.manage", _l("Change account settings"), _ADMIN),
     Permission("api_keys.manage", _l("Manage API keys"), _ADMIN),
+    Permission("jobs.manage", _l("See, resume and cancel background jobs"), _ADMIN),
     Permission("contacts.view_all", _l("See every contact"), _CONTACTS),
     Permission(
         "contacts.view_teams", _l("See the contacts of the teams I lead"), _CONTACTS

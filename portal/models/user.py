@@ -71,6 +71,8 @@ class User(UserMixin, AccountScoped, db.Model):
     email: Mapped[str] = mapped_column(String(254))
     name: Mapped[str] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(10))
+    # Dates are entered and shown on this clock (portal.localtime); None: UTC.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default=UserStatus.ACTIVE)
     role_id: Mapped[int] = mapped_column(ForeignKey("role.id"), index=True)

@@ -4,20 +4,16 @@ and whether a department is open now, are in portal.org.hours)."""
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask_babel import gettext as _
 
 from portal.errors import ValidationError
 from portal.extensions import db
+from portal.localtime import time_zones
 from portal.models import Account, Department
 from portal.org import hours
 from portal.org.service import get_department
 
-
-def time_zones() -> list[str]:
-    """Every IANA time zone name the server knows, sorted (the form's list)."""
-    return sorted(available_timezones() | {"UTC"})
+__all__ = ["hours_form_values", "set_department_hours", "time_zones"]
 
 
 def hours_form_values(department: Department) -> dict[str, str]:

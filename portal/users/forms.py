@@ -1,8 +1,8 @@
 """Reading the user form and the list's query string into service inputs.
 
 Field names are the service's error keys, so each message lands next to its
-field: email, name, role, language, password, teams, units, departments and
-the three flags.
+field: email, name, role, language, time zone, password, teams, units,
+departments and the three flags.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def user_input_from_form(
         name=form.get("name", ""),
         role_key=form.get("role", ""),
         language=form.get("language", "") or None,
+        time_zone=form.get("time_zone", "") or None,
         password=password or None,
         team_ids=_ids(form, "teams", errors),
         unit_ids=_ids(form, "units", errors),
@@ -85,7 +86,8 @@ def user_input_from_form(
 def values_from_form(form: MultiDict) -> dict:
     """What the admin typed, to show again next to the errors (no password)."""
     values: dict = {
-        key: form.get(key, "") for key in ("email", "name", "role", "language")
+        key: form.get(key, "")
+        for key in ("email", "name", "role", "language", "time_zone")
     }
     for name in MEMBERSHIP_FIELDS:
         values[name] = set(form.getlist(name))
@@ -106,6 +108,7 @@ def values_for_user(user: User) -> dict:
         "name": user.name,
         "role": user.role.key,
         "language": user.language or "",
+        "time_zone": user.time_zone or "",
         "teams": {str(m.team_id) for m in user.team_memberships},
         "units": {str(m.unit_id) for m in user.unit_memberships},
         "departments": {str(d.id) for d in user.departments},

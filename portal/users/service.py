@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from portal.auth import service as auth
 from portal.errors import NotFound, ValidationError
 from portal.extensions import db
+from portal.localtime import time_zones, valid_zone
 from portal.models import (
     Account,
     Department,
@@ -50,6 +51,7 @@ class UserInput:
     name: str = ""
     role_key: str = ""
     language: str | None = None
+    time_zone: str | None = None
     password: str | None = None
     team_ids: list[int] = field(default_factory=list)
     unit_ids: list[int] = field(default_factory=list)
@@ -150,6 +152,8 @@ def _check_input(
         )
     if data.language and data.language not in current_app.config["LANGUAGES"]:
         errors["language"] = _("Unknown language.")
+    if data.time_zone and not valid_zone(data.time_zone):
+        errors["time_zone"] = _("Unknown time zone.")
     if data.password is not None:
         _collect(errors, auth.check_password_strength, data.password)
     if email and email_taken(account, email, except_id):
@@ -200,6 +204,7 @@ def create_user(account: Account, data: UserInput) -> User:
         name=name,
         role=role,
         language=data.language or None,
+        time_zone=data.time_zone or None,
     )
     _apply_flags(user, role, data)
     db.session.add(user)
@@ -218,7 +223,8 @@ def create_user(account: Account, data: UserInput) -> User:
 def update_user(
     account: Account, user: User, data: UserInput, *, acting_user: User | None = None
 ) -> User:
-    """Change a user's email, name, role, language, memberships and flags.
+    """Change a user's email, name, role, language, time zone, memberships
+    and flags.
 
     `data.password` is ignored: passwords change through activation links.
     Raises ValidationError (same rules as creation, plus: an admin may not take
@@ -237,6 +243,7 @@ def update_user(
     user.name = name
     user.role = role
     user.language = data.language or None
+    user.time_zone = data.time_zone or None
     _apply_flags(user, role, data)
     _save_memberships_and_commit(account, user, data)
     return user
@@ -334,6 +341,7 @@ class FormChoices:
     teams: list[Team]
     units: list[Unit]
     departments: list[Department]
+    time_zones: list[str]
 
 
 # What the user form offers by name.
@@ -364,6 +372,7 @@ def form_choices(account: Account) -> FormChoices:
         teams=by_name(Team),
         units=by_name(Unit),
         departments=by_name(Department),
+        time_zones=time_zones(),
     )
 
 
