@@ -50,6 +50,7 @@ from portal.extensions import (
     migrate,
     sock,
 )
+from portal.home import live as home_live
 from portal.ids import IdConverter
 from portal.imports.job import IMPORT_KIND
 from portal.localtime import select_timezone
@@ -60,6 +61,7 @@ from portal.redis_conn import limiter_storage_uri, redis_url
 from portal.roulette.endings import withdraw_for_new_owners
 from portal.roulette.views import bp as roulette_bp
 from portal.roulette.views import presence_switch
+from portal.tasks.notify import tasks_changed
 from portal.tasks.views import bp as tasks_bp
 
 
@@ -109,6 +111,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     # Contacts announce an owner change; the roulette withdraws the offers.
     owner_changed.connect(withdraw_for_new_owners, app)
+    # The home page's blocks refresh themselves when what they show changed.
+    owner_changed.connect(home_live.on_owner_changed, app)
+    tasks_changed.connect(home_live.on_tasks_changed, app)
     # Each feature's kind of background job, for the worker and the jobs page.
     job_kinds.register(IMPORT_KIND)
 

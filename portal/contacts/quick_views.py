@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal.contacts.list_filters import DEFAULT_LIMIT, ContactFilters
@@ -21,6 +22,13 @@ COUNT_CAP = 1000
 QUICK_VIEWS = ("all", "mine", "unassigned", "open_too_long")
 # Quick views only for those who hand contacts out (contacts.assign).
 ASSIGNER_QUICK_VIEWS = ("waiting",)
+QUICK_VIEW_LABELS = {
+    "all": _l("All I can see"),
+    "mine": _l("Mine"),
+    "unassigned": _l("Unassigned"),
+    "open_too_long": _l("Open too long"),
+    "waiting": _l("Waiting in the queue"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,3 +90,23 @@ def quick_view_of(filters: ContactFilters) -> str | None:
         if quick_view_filters(filters.open_too_long_hours, view) == plain:
             return view
     return None
+
+
+@dataclass(frozen=True)
+class QuickLink:
+    view: str
+    label: str
+    args: dict[str, str]  # the contact list's query string
+
+
+def quick_links(account: Account, viewer: User) -> list[QuickLink]:
+    """The viewer's quick views, each with the list's filters behind it."""
+    hours = account.open_too_long_hours
+    return [
+        QuickLink(
+            view=view,
+            label=str(QUICK_VIEW_LABELS[view]),
+            args=quick_view_filters(hours, view).query_args(),
+        )
+        for view in quick_views_for(viewer)
+    ]

@@ -74,13 +74,6 @@ SORT_LABELS = {
     "oldest": _l("Oldest first"),
     "last_activity": _l("Latest activity first"),
 }
-QUICK_VIEW_LABELS = {
-    "all": _l("All I can see"),
-    "mine": _l("Mine"),
-    "unassigned": _l("Unassigned"),
-    "open_too_long": _l("Open too long"),
-    "waiting": _l("Waiting in the queue"),
-}
 
 
 @bp.context_processor
@@ -198,14 +191,9 @@ def _choices(account: Account, viewer: User) -> dict:
 
 
 def _quick_links(account: Account, viewer: User) -> list[dict]:
-    hours = account.open_too_long_hours
     return [
-        {
-            "view": view,
-            "label": QUICK_VIEW_LABELS[view],
-            "url": list_url(quick_views.quick_view_filters(hours, view).query_args()),
-        }
-        for view in quick_views.quick_views_for(viewer)
+        {"view": link.view, "label": link.label, "url": list_url(link.args)}
+        for link in quick_views.quick_links(account, viewer)
     ]
 
 

@@ -4,6 +4,10 @@ has its own dedupe key, so a job run twice tells once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from blinker import Namespace
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -15,25 +19,36 @@ from portal.models.task import Task
 KIND_GIVEN = "task_given"
 KIND_DUE = "task_due"
 
+# Sent after a commit that changed whose tasks are what (given, taken, done,
+# due), with the ids of the people whose lists moved; the home page listens.
+tasks_changed = Namespace().signal("tasks-changed")
+
+
+def announce(user_ids: Iterable[int | None]) -> None:
+    ids = {uid for uid in user_ids if uid}
+    if ids:
+        tasks_changed.send(current_app._get_current_object(), user_ids=ids)  # type: ignore[attr-defined]
+
+
+def recipients_of_team(task: Task) -> list[int]:
+    """Every active member of the task's team."""
+    if task.team_id is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(TeamMember.user_id)
+            .join(User, User.id == TeamMember.user_id)
+            .where(TeamMember.team_id == task.team_id, User.status == UserStatus.ACTIVE)
+        )
+    )
+
 
 def recipients(task: Task, *, skip: int | None = None) -> list[int]:
     """Who the task is for now: its assignee, or every active member of its
     team while nobody took it."""
-    if task.assignee_id is not None:
-        ids = [task.assignee_id]
-    elif task.team_id is not None:
-        ids = list(
-            db.session.scalars(
-                select(TeamMember.user_id)
-                .join(User, User.id == TeamMember.user_id)
-                .where(
-                    TeamMember.team_id == task.team_id,
-                    User.status == UserStatus.ACTIVE,
-                )
-            )
-        )
-    else:
-        ids = []
+    ids = (
+        [task.assignee_id] if task.assignee_id is not None else recipients_of_team(task)
+    )
     return [user_id for user_id in ids if user_id != skip]
 
 
@@ -67,10 +82,10 @@ def notify_given(task_id: int) -> int:
     task = db.session.get(Task, task_id)
     if task is None or task.done_at is not None:
         return 0
-    return sum(
-        _tell(task, uid, KIND_GIVEN)
-        for uid in recipients(task, skip=task.created_by_id)
-    )
+    people = recipients(task, skip=task.created_by_id)
+    told = sum(_tell(task, uid, KIND_GIVEN) for uid in people)
+    announce(people)
+    return told
 
 
 def notify_due(task_id: int) -> int:
@@ -91,7 +106,10 @@ def notify_due(task_id: int) -> int:
     if not won:
         return 0
     task = db.session.get(Task, task_id)
-    return sum(_tell(task, uid, KIND_DUE) for uid in recipients(task))
+    people = recipients(task)
+    told = sum(_tell(task, uid, KIND_DUE) for uid in people)
+    announce(people)
+    return told
 
 
 def sweep_due(limit: int = 500) -> int:

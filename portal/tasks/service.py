@@ -24,6 +24,7 @@ from portal.models import Contact, Team, TeamMember, User
 from portal.models.base import utcnow
 from portal.models.task import NOTES_MAX, TITLE_MAX, Task
 from portal.queue import enqueue, enqueue_at
+from portal.tasks import notify
 
 
 @dataclass
@@ -204,6 +205,8 @@ def take(user: User, task: Task) -> None:
     db.session.commit()
     db.session.refresh(task)
     if won:
+        # The teammates' lists lose it.
+        notify.announce(notify.recipients_of_team(task))
         return
     if task.assignee_id is not None:
         taker = db.session.get(User, task.assignee_id)
@@ -238,3 +241,4 @@ def set_done(user: User, task: Task, done: bool) -> None:
         raise Conflict(
             _("This task is done already.") if done else _("This task is not done.")
         )
+    notify.announce([task.assignee_id, task.created_by_id])

@@ -1,0 +1,1 @@
+"""The home page made for each role, and its blocks' live refresh."""
