@@ -58,6 +58,7 @@ from portal.main import bp as main_bp
 from portal.navigation import navigation
 from portal.realtime.views import bp as realtime_bp
 from portal.redis_conn import limiter_storage_uri, redis_url
+from portal.reports.views import bp as reports_bp
 from portal.roulette.endings import withdraw_for_new_owners
 from portal.roulette.views import bp as roulette_bp
 from portal.roulette.views import presence_switch
@@ -102,6 +103,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
     app.register_blueprint(tasks_bp)
+    app.register_blueprint(reports_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(apikeys_bp, url_prefix="/admin")

@@ -25,6 +25,11 @@ CONTACT_VIEW_PERMISSIONS = (
     "contacts.assign",
 )
 
+REPORT_ITEMS = (
+    NavItem("reports.origins", _l("Reports"), ("reports.view",)),
+    NavItem("reports.ranking", _l("Ranking"), ("ranking.view",)),
+)
+
 ADMIN_ITEMS = (
     NavItem("users.index", _l("Users"), ("users.manage",)),
     NavItem("org.teams", _l("Teams"), ("teams.manage",)),
@@ -49,6 +54,7 @@ def navigation() -> list[dict]:
         # A receptionist's whole job: first thing in the bar, one tap away.
         items.append(NavItem("contacts.new", _l("New contact"), ("contacts.create",)))
     items.append(NavItem("tasks.index", _l("Tasks"), ()))
+    items += [item for item in REPORT_ITEMS if current_user.can(item.permissions[0])]
     items += [
         item
         for item in ADMIN_ITEMS

@@ -15,7 +15,18 @@ LOCALES = ["en", "pt_BR", "es", "ru"]
 # Words that are spelled the same in a language, so an identical translation is
 # right there rather than a forgotten copy of the English.
 SAME_IN = {
-    "pt_BR": {"Roleta", "Status", "Call center", "Manual", "Web", "Online"},
+    "pt_BR": {
+        "Roleta",
+        "Status",
+        "Call center",
+        "Manual",
+        "Web",
+        "Online",
+        # Units of time, written alike ("%(n)d s", "%(n)s min", "%(n)s h").
+        "s",
+        "min",
+        "h",
+    },
     "es": {
         "Roleta",
         "Marketing",
@@ -26,6 +37,9 @@ SAME_IN = {
         "Roles",
         "CSV",
         "Online",
+        "s",
+        "min",
+        "h",
     },
     "ru": {"Roleta", "CSV"},
 }
