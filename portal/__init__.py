@@ -38,7 +38,7 @@ from portal.background.views import bp as jobs_admin_bp
 from portal.cli import register_commands
 from portal.config import build_config
 from portal.contacts import bp as contacts_bp
-from portal.contacts.ownership import owner_changed
+from portal.contacts.ownership import owner_changed, status_changed
 from portal.errors_http import error_response
 from portal.extensions import (
     babel,
@@ -62,7 +62,9 @@ from portal.reports.views import bp as reports_bp
 from portal.roulette.endings import withdraw_for_new_owners
 from portal.roulette.views import bp as roulette_bp
 from portal.roulette.views import presence_switch
+from portal.tasks import events as task_events
 from portal.tasks.notify import tasks_changed
+from portal.tasks.rule_views import bp as task_rules_bp
 from portal.tasks.views import bp as tasks_bp
 
 
@@ -103,6 +105,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
     app.register_blueprint(tasks_bp)
+    app.register_blueprint(task_rules_bp)
     app.register_blueprint(reports_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
@@ -116,6 +119,9 @@ def create_app(config: dict | None = None) -> Flask:
     # The home page's blocks refresh themselves when what they show changed.
     owner_changed.connect(home_live.on_owner_changed, app)
     tasks_changed.connect(home_live.on_tasks_changed, app)
+    # Automatic task rules hear of the contacts' events.
+    owner_changed.connect(task_events.on_owner_changed, app)
+    status_changed.connect(task_events.on_status_changed, app)
     # Each feature's kind of background job, for the worker and the jobs page.
     job_kinds.register(IMPORT_KIND)
 

@@ -39,6 +39,7 @@ ADMIN_ITEMS = (
     NavItem("settings.index", _l("Settings"), ("settings.manage",)),
     NavItem("apikeys.index", _l("API keys"), ("api_keys.manage",)),
     NavItem("jobs_admin.index", _l("Jobs"), ("jobs.manage",)),
+    NavItem("task_rules.index", _l("Automatic tasks"), ("task_rules.manage",)),
 )
 
 

@@ -39,6 +39,7 @@ from portal.background.watchdog import watch
 from portal.redis_conn import get_redis
 from portal.roulette.router import Router
 from portal.roulette.sweep import sweep, sweep_queue
+from portal.tasks.firing import idle_sweep
 from portal.tasks.notify import sweep_due
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ EXPIRY_SECONDS = 0.5
 FULL_SWEEP_SECONDS = 5.0
 # A task's due notice has its own scheduled job; this catches one lost.
 TASK_DUE_SECONDS = 30.0
+# "No activity for N days" rules: a day's granularity needs no faster look.
+TASK_IDLE_SECONDS = 300.0
 
 
 class Sweeper(threading.Thread):
@@ -197,6 +200,7 @@ def safety_net(app: Flask) -> list[Sweeper]:
         Sweeper(app, "roleta-sweeper", FULL_SWEEP_SECONDS, sweep_queue),
         Sweeper(app, "roleta-job-watchdog", watch_every, watch),
         Sweeper(app, "roleta-task-due", TASK_DUE_SECONDS, sweep_due),
+        Sweeper(app, "roleta-task-idle", TASK_IDLE_SECONDS, idle_sweep),
     ]
 
 

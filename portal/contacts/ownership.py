@@ -39,6 +39,9 @@ _signals = Namespace()
 # Sent after the commit of a hand-over, with the app as sender and
 # keywords `how` (an AssignmentHow) and `owners` ({contact id: new owner id}).
 owner_changed = _signals.signal("owner-changed")
+# Sent after the commit that moved a contact to another status, with the
+# account and the timeline entry that records it (automatic task rules).
+status_changed = _signals.signal("status-changed")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -27,7 +28,7 @@ from portal.contacts.cleaning import (
     contact_values,
 )
 from portal.contacts.matching import PossibleDuplicate, matches_for
-from portal.contacts.ownership import log_assignment
+from portal.contacts.ownership import log_assignment, status_changed
 from portal.contacts.scope import assignable_users_clause, get_visible, may_own
 from portal.errors import Forbidden, ValidationError
 from portal.extensions import db
@@ -180,17 +181,21 @@ def set_status(user: User, contact_id: int, status: str, reason: str = "") -> Co
     contact.status = new_status
     contact.status_reason = reason or None
     contact.last_activity_at = now
-    db.session.add(
-        HistoryEntry(
-            account_id=contact.account_id,
-            contact_id=contact.id,
-            kind="status",
-            author_id=user.id,
-            body=reason or None,
-            data={"from": str(old), "to": str(new_status)},
-        )
+    entry = HistoryEntry(
+        account_id=contact.account_id,
+        contact_id=contact.id,
+        kind="status",
+        author_id=user.id,
+        body=reason or None,
+        data={"from": str(old), "to": str(new_status)},
     )
+    db.session.add(entry)
     db.session.commit()
+    status_changed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account_id=contact.account_id,
+        entry_id=entry.id,
+    )
     return contact
 
 

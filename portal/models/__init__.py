@@ -24,7 +24,7 @@ from portal.models.roulette import (
     Offer,
     OfferState,
 )
-from portal.models.task import Task
+from portal.models.task import RuleFiring, Task, TaskRule
 from portal.models.user import Role, RolePermission, User, UserStatus
 
 __all__ = [
@@ -55,7 +55,9 @@ __all__ = [
     "ProcessMode",
     "Role",
     "RolePermission",
+    "RuleFiring",
     "Task",
+    "TaskRule",
     "Team",
     "TeamMember",
     "Unit",

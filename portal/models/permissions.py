@@ -35,6 +35,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("settings.manage", _l("Change account settings"), _ADMIN),
     Permission("api_keys.manage", _l("Manage API keys"), _ADMIN),
     Permission("jobs.manage", _l("See, resume and cancel background jobs"), _ADMIN),
+    Permission("task_rules.manage", _l("Compose automatic task rules"), _ADMIN),
     Permission("contacts.view_all", _l("See every contact"), _CONTACTS),
     Permission(
         "contacts.view_teams", _l("See the contacts of the teams I lead"), _CONTACTS
@@ -105,6 +106,7 @@ ROLE_PRESETS: tuple[RolePreset, ...] = (
                 "unit.lead",
                 "dashboard.view",
                 "ranking.view",
+                "task_rules.manage",
             }
         ),
         restricted_by_default=True,

@@ -132,7 +132,6 @@ def create_task(actor: User, form: TaskForm) -> Task:
         )
     if errors:
         raise ValidationError(errors)
-    now = utcnow()
     task = Task(
         account_id=actor.account_id,
         title=title,
@@ -142,15 +141,24 @@ def create_task(actor: User, form: TaskForm) -> Task:
         assignee_id=user.id if user else None,
         team_id=team.id if team else None,
         created_by_id=actor.id,
-        # Given already overdue: its giver knows; it shows as overdue.
-        due_notified=due_at is not None and due_at <= now,
     )
+    give(task)
+    return task
+
+
+def give(task: Task, *with_it: object) -> None:
+    """Save a new task (and the rows `with_it`, in the same transaction),
+    then have its people told and its due time kept: the one way a task is
+    given, by a person or by a rule."""
+    now = utcnow()
+    # Given already overdue: its giver knows; it shows as overdue.
+    task.due_notified = task.due_at is not None and task.due_at <= now
     db.session.add(task)
+    db.session.add_all(with_it)
     db.session.commit()
     enqueue("jobs.tasks.notify_given", task.id)
-    if due_at is not None and due_at > now:
-        enqueue_at(due_at, "jobs.tasks.notify_due", task.id)
-    return task
+    if task.due_at is not None and task.due_at > now:
+        enqueue_at(task.due_at, "jobs.tasks.notify_due", task.id)
 
 
 def _visible_clause(user: User) -> ColumnElement[bool]:
