@@ -47,3 +47,12 @@ def notify_assignment(log_id: int) -> int | None:
                 db.select(Notification.id).where(Notification.dedupe_key == dedupe)
             )
         return notification.id
+
+
+def notify_mentions(entry_id: int) -> list[int]:
+    """Tell each person a comment mentions; returns the notifications made
+    by this run (none when an earlier run made them)."""
+    with app_context():
+        from portal.notifications.service import notify_mentions as notify
+
+        return notify(entry_id)

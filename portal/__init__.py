@@ -19,9 +19,11 @@ from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
 
 from portal import (
+    comments,
     database,  # engine pragmas, the SQLite gate, pings
     errors_http,
     imports,
+    notifications,
     org,
     roles,
     security,
@@ -53,6 +55,7 @@ from portal.ids import IdConverter
 from portal.imports.job import IMPORT_KIND
 from portal.main import bp as main_bp
 from portal.navigation import navigation
+from portal.notifications import push as notification_push
 from portal.realtime.views import bp as realtime_bp
 from portal.redis_conn import limiter_storage_uri, redis_url
 from portal.roulette.endings import withdraw_for_new_owners
@@ -92,6 +95,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(main_bp)
     app.register_blueprint(imports.bp)
     app.register_blueprint(contacts_bp)
+    app.register_blueprint(comments.bp)
+    app.register_blueprint(notifications.bp)
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
     for admin_feature in (users, org, roles, settings):
@@ -102,6 +107,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     # Contacts announce an owner change; the roulette withdraws the offers.
     owner_changed.connect(withdraw_for_new_owners, app)
+    # Every commit that writes notifications pushes the badges it changed.
+    notification_push.install()
     # Each feature's kind of background job, for the worker and the jobs page.
     job_kinds.register(IMPORT_KIND)
 
