@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import g
+from flask import has_request_context, request
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -34,12 +34,20 @@ def unread_count(user_id: int) -> int:
     )
 
 
+_CACHE = "roleta.unread_count"  # a key of the request's WSGI environ
+
+
 def current_unread(user: User) -> int:
     """The signed-in user's unread count, read once per request (the top
     bar's badge and the tab title both show it)."""
-    if "unread_count" not in g:
-        g.unread_count = unread_count(user.id)
-    return g.unread_count
+    if _CACHE not in request.environ:
+        request.environ[_CACHE] = unread_count(user.id)
+    return request.environ[_CACHE]
+
+
+def _forget_count() -> None:
+    if has_request_context():
+        request.environ.pop(_CACHE, None)
 
 
 @dataclass
@@ -90,7 +98,7 @@ def mark_read(user: User, notification_id: int | str) -> Notification:
     if found.read_at is None:
         found.read_at = utcnow()
         db.session.commit()
-        g.pop("unread_count", None)
+        _forget_count()
     return found
 
 
@@ -105,7 +113,7 @@ def mark_all_read(user: User) -> int:
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
-    g.pop("unread_count", None)
+    _forget_count()
     if changed:
         push.badges([user.id])
     return changed
