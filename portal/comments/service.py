@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import format_number
 from flask_babel import gettext as _
 from sqlalchemy import exists, func, select
 
@@ -135,8 +136,8 @@ def clean_body(body: str | None) -> str:
             {
                 "body": _(
                     "A comment holds at most %(n)s characters; this one has %(m)s.",
-                    n=f"{MAX_BODY:,}",
-                    m=f"{len(text):,}",
+                    n=format_number(MAX_BODY),
+                    m=format_number(len(text)),
                 )
             }
         )
