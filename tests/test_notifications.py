@@ -308,3 +308,15 @@ def test_a_link_to_a_contact_no_longer_visible_answers_404(world, client, auth):
     auth.login(world.sam)
     url = db.session.get(Notification, made).url
     assert client.get(url.split("#")[0]).status_code == 404
+
+
+def test_the_badge_is_read_again_on_its_own(world, client, auth):
+    # What the top bar asks when its socket (re)connects.
+    give(world.sam, 2)
+    auth.login(world.sam)
+    html = client.hx_get("/notifications/badge").get_data(as_text=True)
+    assert "<html" not in html
+    assert badge_counts([html]) == [2]
+    assert "hx-swap-oob" not in html
+    page = client.get("/").get_data(as_text=True)
+    assert 'hx-trigger="htmx:ws:after:connection from:#live"' in page

@@ -22,6 +22,7 @@ from portal.rendering import fragment_wanted, render
 bp = Blueprint("notifications", __name__)
 
 PAGE = "notifications/index.html"
+BADGE = push.BADGE
 
 
 @bp.app_context_processor
@@ -54,6 +55,14 @@ def index() -> ResponseReturnValue:
     if fragment_wanted() and before is not None:
         return render(PAGE, "items", page=page)
     return render(PAGE, page=page)
+
+
+@bp.get("/notifications/badge")
+@login_required
+def badge() -> ResponseReturnValue:
+    """The badge as the database has it: the top bar asks each time its
+    socket (re)connects, since pushes sent while it was away are lost."""
+    return render(BADGE, unread=service.unread_count(_viewer().id), pushed=False)
 
 
 @bp.post("/notifications/<int:notification_id>/read")
