@@ -12,6 +12,7 @@ def notify_assignment(log_id: int) -> int | None:
 
         from portal.extensions import db
         from portal.models import AssignmentLog, Contact, Notification, User
+        from portal.notifications import push
 
         log = db.session.get(AssignmentLog, log_id)
         if log is None or log.to_user_id is None:
@@ -46,6 +47,9 @@ def notify_assignment(log_id: int) -> int | None:
             return db.session.scalar(
                 db.select(Notification.id).where(Notification.dedupe_key == dedupe)
             )
+        # The badge follows by itself (portal.notifications.push); the
+        # pop-up only for the run that made the row.
+        push.toast(notification)
         return notification.id
 
 

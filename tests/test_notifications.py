@@ -10,12 +10,14 @@ import re
 
 import pytest
 
-from jobs.notifications import notify_mentions
+from jobs.notifications import notify_assignment, notify_mentions
 from portal.comments import service as comments
+from portal.contacts.assignment import assign
 from portal.extensions import db
 from portal.models import Notification
 from portal.models.base import utcnow
 from portal.notifications import push, service
+from portal.queue import enqueue
 from portal.realtime.hub import channel_of
 from portal.redis_conn import get_redis
 from tests import factories
@@ -113,8 +115,6 @@ def test_a_mention_job_run_twice_notifies_once(world, run_jobs):
     first = notifications()
     assert sorted(n.user_id for n in first) == sorted([world.sam.id, world.admin.id])
     assert notify_mentions(entry.id) == []  # again, directly
-    from portal.queue import enqueue
-
     enqueue("jobs.notifications.notify_mentions", entry.id)
     run_jobs()
     assert [n.id for n in notifications()] == [n.id for n in first]
@@ -320,3 +320,18 @@ def test_the_badge_is_read_again_on_its_own(world, client, auth):
     assert "hx-swap-oob" not in html
     page = client.get("/").get_data(as_text=True)
     assert 'hx-trigger="htmx:ws:after:connection from:#live"' in page
+
+
+def test_an_assignment_pops_up_once_with_the_badge(world, frames, run_jobs):
+    other = factories.make_contact(world.admin, name="Caio <i>C</i>", unassigned=True)
+    assign(world.manager, other.id, world.sam.id)
+    run_jobs()
+    pushed = frames.read(world.sam.id)
+    assert badge_counts(pushed) == [1]
+    (toast,) = [f for f in pushed if "data-notification-id" in f]
+    said = "<bdi>Mia Manager</bdi> gave you <bdi>Caio &lt;i&gt;C&lt;/i&gt;</bdi>."
+    assert said in toast
+    (made,) = notifications(world.sam)
+    log_id = made.dedupe_key.split(":")[1]
+    assert notify_assignment(int(log_id)) == made.id  # again: no new row
+    assert frames.read(world.sam.id) == []  # nor a pop-up
