@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
 
@@ -335,3 +336,35 @@ def test_an_assignment_pops_up_once_with_the_badge(world, frames, run_jobs):
     log_id = made.dedupe_key.split(":")[1]
     assert notify_assignment(int(log_id)) == made.id  # again: no new row
     assert frames.read(world.sam.id) == []  # nor a pop-up
+
+
+def test_two_runs_at_once_notify_once(app, world):
+    entries = [
+        comments.add_comment(
+            world.manager,
+            world.contact.id,
+            f"Round {n}",
+            [world.sam.id, world.admin.id],
+        ).id
+        for n in range(5)
+    ]
+    db.session.remove()  # no transaction of the test in the runs' way
+    for entry_id in entries:
+        barrier = threading.Barrier(2)
+        made: list[int] = []
+
+        def run(entry_id: int = entry_id, barrier=barrier, made=made) -> None:
+            with app.app_context():
+                barrier.wait()
+                made.extend(notify_mentions(entry_id))
+                db.session.remove()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(made) == 2, entry_id  # one per person, from either run
+    rows = notifications()
+    assert len(rows) == 10
+    assert len({row.dedupe_key for row in rows}) == 10
