@@ -60,3 +60,12 @@ def notify_mentions(entry_id: int) -> list[int]:
         from portal.notifications.service import notify_mentions as notify
 
         return notify(entry_id)
+
+
+def mail_digest(user_id: int) -> str | None:
+    """Mail the user what they missed, when due; schedules itself again for
+    what will be."""
+    with app_context():
+        from portal.notifications.digest import send_digest
+
+        return send_digest(user_id)

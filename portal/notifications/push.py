@@ -4,7 +4,8 @@ the database, and a new mention pops up in the top bar.
 Whoever writes a notification (a job of any kind, in any process) adds it
 through the ORM session; `install` hooks that session so that after each
 commit that added or changed notifications, each user concerned gets their
-badge pushed again with the count the database now holds. Bulk UPDATEs
+badge pushed again with the count the database now holds, and each who
+got a new one their mail digest scheduled (digest.py). Bulk UPDATEs
 (mark all read) call `badges` themselves. Fragments come from the
 notifications templates, rendered in the recipient's language with no
 request at hand, and go out through portal.realtime.hub.publish.
@@ -25,13 +26,17 @@ from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import Notification, User
+from portal.notifications import digest
 from portal.realtime.hub import publish
 
 log = logging.getLogger(__name__)
 
 BADGE = "notifications/_badge.html"
 TOAST = "notifications/_toast.html"
-_CHANGED = "roleta.notification_users"  # a key of Session.info
+# Keys of Session.info: whose notifications a transaction wrote or changed,
+# and who got new ones.
+_CHANGED = "roleta.notification_users"
+_NEW = "roleta.notified_users"
 
 
 def render_in(language: str | None, template_name: str, **context: Any) -> str:
@@ -90,19 +95,29 @@ def toast(notification: Notification) -> None:
 
 def _note_changes(session: Session, _flush_context: object) -> None:
     touched = session.info.setdefault(_CHANGED, set())
+    notified = session.info.setdefault(_NEW, set())
     for instance in (*session.new, *session.dirty, *session.deleted):
         if isinstance(instance, Notification) and instance.user_id is not None:
             touched.add(instance.user_id)
+            if instance in session.new:
+                notified.add(instance.user_id)
 
 
 def _push_after_commit(session: Session) -> None:
     touched = session.info.pop(_CHANGED, None)
-    if touched and has_app_context():
+    notified = session.info.pop(_NEW, None)
+    if not has_app_context():
+        return
+    if touched:
         badges(touched)
+    if notified:
+        # Whoever does not read it in time may get it by mail.
+        digest.schedule(notified)
 
 
 def _forget(session: Session) -> None:
     session.info.pop(_CHANGED, None)
+    session.info.pop(_NEW, None)
 
 
 def install() -> None:

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from portal.errors import NotFound
 from portal.ids import parse_id
 from portal.models import User
-from portal.notifications import push, service
+from portal.notifications import digest, push, service
 from portal.rendering import fragment_wanted, render
 
 bp = Blueprint("notifications", __name__)
@@ -54,7 +54,20 @@ def index() -> ResponseReturnValue:
     page = service.page(_viewer(), before)
     if fragment_wanted() and before is not None:
         return render(PAGE, "items", page=page)
-    return render(PAGE, page=page)
+    return render(PAGE, page=page, mail=digest.setting_of(_viewer()))
+
+
+@bp.post("/notifications/mail")
+@login_required
+def mail_setting() -> ResponseReturnValue:
+    """Tick or untick "Mail me what I miss" (`digest` = on | off)."""
+    wanted = request.form.get("digest", "")
+    if wanted not in ("on", "off"):
+        abort(422)
+    mail = digest.set_opted_out(_viewer(), wanted == "off")
+    if not fragment_wanted():
+        return redirect(url_for("notifications.index"), code=303)
+    return render(PAGE, "mail_setting", mail=mail)
 
 
 @bp.get("/notifications/badge")
