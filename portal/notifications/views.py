@@ -1,6 +1,8 @@
 """The notification center (CONTRACT: Working together): `GET
 /notifications`, `POST /notifications/<id>/read`, `POST
-/notifications/read-all`.
+/notifications/read-all`; also `GET /notifications/badge` (the top bar's
+count, read again when its socket reconnects) and `POST /notifications/mail`
+(the digest's opt-out).
 
 Everyone signed in has one. Another user's notification answers 404, like
 one that does not exist. htmx gets named blocks of notifications/index.html
