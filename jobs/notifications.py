@@ -12,6 +12,7 @@ def notify_assignment(log_id: int) -> int | None:
 
         from portal.extensions import db
         from portal.models import AssignmentLog, Contact, Notification, User
+        from portal.notifications import push
 
         log = db.session.get(AssignmentLog, log_id)
         if log is None or log.to_user_id is None:
@@ -46,4 +47,25 @@ def notify_assignment(log_id: int) -> int | None:
             return db.session.scalar(
                 db.select(Notification.id).where(Notification.dedupe_key == dedupe)
             )
+        # The badge follows by itself (portal.notifications.push); the
+        # pop-up only for the run that made the row.
+        push.toast(notification)
         return notification.id
+
+
+def notify_mentions(entry_id: int) -> list[int]:
+    """Tell each person a comment mentions; returns the notifications made
+    by this run (none when an earlier run made them)."""
+    with app_context():
+        from portal.notifications.service import notify_mentions as notify
+
+        return notify(entry_id)
+
+
+def mail_digest(user_id: int) -> str | None:
+    """Mail the user what they missed, when due; schedules itself again for
+    what will be."""
+    with app_context():
+        from portal.notifications.digest import send_digest
+
+        return send_digest(user_id)

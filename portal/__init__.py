@@ -19,9 +19,11 @@ from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
 
 from portal import (
+    comments,
     database,  # engine pragmas, the SQLite gate, pings
     errors_http,
     imports,
+    notifications,
     org,
     roles,
     security,
@@ -56,6 +58,8 @@ from portal.imports.job import IMPORT_KIND
 from portal.localtime import select_timezone
 from portal.main import bp as main_bp
 from portal.navigation import navigation
+from portal.notifications import push as notification_push
+from portal.notifications.push import notifications_changed
 from portal.realtime.views import bp as realtime_bp
 from portal.redis_conn import limiter_storage_uri, redis_url
 from portal.reports.views import bp as reports_bp
@@ -102,6 +106,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(main_bp)
     app.register_blueprint(imports.bp)
     app.register_blueprint(contacts_bp)
+    app.register_blueprint(comments.bp)
+    app.register_blueprint(notifications.bp)
     app.register_blueprint(roulette_bp)
     app.register_blueprint(realtime_bp)
     app.register_blueprint(tasks_bp)
@@ -119,9 +125,12 @@ def create_app(config: dict | None = None) -> Flask:
     # The home page's blocks refresh themselves when what they show changed.
     owner_changed.connect(home_live.on_owner_changed, app)
     tasks_changed.connect(home_live.on_tasks_changed, app)
+    notifications_changed.connect(home_live.on_notifications_changed, app)
     # Automatic task rules hear of the contacts' events.
     owner_changed.connect(task_events.on_owner_changed, app)
     status_changed.connect(task_events.on_status_changed, app)
+    # Every commit that writes notifications pushes the badges it changed.
+    notification_push.install()
     # Each feature's kind of background job, for the worker and the jobs page.
     job_kinds.register(IMPORT_KIND)
 

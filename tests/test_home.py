@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Contact, ContactStatus, Team, TeamMember
+from portal.models import Contact, ContactStatus, Notification, Team, TeamMember
 from portal.models.base import utcnow
 from portal.models.task import Task
 from portal.realtime.hub import channel_of
@@ -109,11 +109,14 @@ def test_the_ranking_screen_has_no_blocks(client, auth, ctx):
     assert client.get("/home/tasks").status_code == 404
 
 
-def _signals(listener) -> list[tuple[int, str]]:
+def _signals(listener, block: str = "") -> list[tuple[int, str]]:
+    """(user id, fragment) of the home signals pushed since the last look,
+    of `block` only when named."""
     found = []
+    wanted = f'id="home-{block}-signal"' if block else "-signal"
     while (message := listener.get_message(timeout=0.2)) is not None:
         body = json.loads(message["data"])
-        if "t" in body and "-signal" in body["t"]:
+        if "t" in body and wanted in body["t"]:
             found.append((body["u"], body["t"]))
     return found
 
@@ -134,7 +137,7 @@ def test_giving_taking_and_finishing_tasks_signal_the_homes(
     auth.login(coordinator)
     client.post("/tasks", data={"title": "Team job", "assignee": f"team:{team.id}"})
     run_jobs()  # the "given" job tells, then signals
-    signals = _signals(listener)
+    signals = _signals(listener, "tasks")
     assert {user for user, _html in signals} == {ana.id, bruno.id}
     html = signals[0][1]
     assert 'id="home-tasks-signal"' in html and 'hx-get="/home/tasks"' in html
@@ -143,9 +146,9 @@ def test_giving_taking_and_finishing_tasks_signal_the_homes(
     task = db.session.scalar(select(Task))
     auth.login(ana)
     assert client.post(f"/tasks/{task.id}/take").status_code == 303
-    assert {u for u, _h in _signals(listener)} >= {bruno.id}  # it left his list
+    assert {u for u, _h in _signals(listener, "tasks")} >= {bruno.id}  # left his list
     assert client.post(f"/tasks/{task.id}/done").status_code == 303
-    assert {u for u, _h in _signals(listener)} == {ana.id, coordinator.id}
+    assert {u for u, _h in _signals(listener, "tasks")} == {ana.id, coordinator.id}
 
 
 def test_an_assignment_signals_the_new_owners_home(client, auth, redis_client, ctx):
@@ -158,6 +161,33 @@ def test_an_assignment_signals_the_new_owners_home(client, auth, redis_client, c
     auth.login(admin)
     response = client.post(f"/contacts/{contact.id}/assign", data={"user_id": agent.id})
     assert response.status_code in (200, 303)
-    signals = _signals(listener)
+    signals = _signals(listener, "attention")
     assert (agent.id, signals[0][1]) in signals
     assert 'id="home-attention-signal"' in signals[0][1]
+
+
+def test_unread_mentions_show_and_a_new_one_signals_the_home(
+    client, auth, agent, redis_client
+):
+    listener = redis_client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel_of(redis_client))
+    listener.get_message(timeout=1)
+    db.session.add(
+        Notification(
+            account_id=agent.account_id,
+            user_id=agent.id,
+            kind="mention",
+            data={"by": "Mara", "contact_name": "Big <b>Deal</b>"},
+            url="/contacts/1",
+        )
+    )
+    db.session.commit()  # the notifications' commit hook signals the home
+    signals = _signals(listener)
+    assert any(
+        user == agent.id and 'id="home-mentions-signal"' in html
+        for user, html in signals
+    )
+    auth.login(agent)
+    mentions = _section(client.get("/").get_data(as_text=True), "mentions")
+    assert "Mara" in mentions and "Big &lt;b&gt;Deal&lt;/b&gt;" in mentions
+    assert client.get("/home/mentions").status_code == 200

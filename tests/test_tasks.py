@@ -344,3 +344,27 @@ def test_my_tasks_in_order(ctx, coordinator):
 def test_signed_out_visitors_are_sent_to_sign_in(client, ctx):
     assert client.get("/tasks").status_code == 302
     assert client.post("/tasks", data={"title": "x"}).status_code in (302, 400)
+
+
+def test_the_contact_profile_lists_its_tasks(client, auth, coordinator, agents):
+    ana, bruno = agents
+    contact = factories.make_contact(owner=ana, name="Ana's customer")
+    db.session.add(
+        Task(
+            account_id=ana.account_id,
+            title="Visit <them>",
+            assignee_id=ana.id,
+            contact_id=contact.id,
+        )
+    )
+    db.session.commit()
+    auth.login(ana)
+    profile = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert f'hx-get="/contacts/{contact.id}/tasks"' in profile
+    fragment = client.get(f"/contacts/{contact.id}/tasks").get_data(as_text=True)
+    assert "Visit &lt;them&gt;" in fragment
+    assert f'href="/tasks?contact_id={contact.id}"' in fragment
+    form = client.get(f"/tasks?contact_id={contact.id}").get_data(as_text=True)
+    assert f'name="contact_id" value="{contact.id}"' in form
+    auth.login(bruno)  # may not see Ana's contact
+    assert client.get(f"/contacts/{contact.id}/tasks").status_code == 404

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from portal.realtime import hub
 
-BLOCKS = ("attention", "tasks", "queue")
+BLOCKS = ("attention", "tasks", "queue", "mentions")
 # Swapped out of band into the home page, it fetches the block again. A
 # plain string, not a template: jobs send it too, with no request to build
 # URLs from (the block names are ours, never a user's text).
@@ -41,3 +41,10 @@ def on_owner_changed(sender: object, *, owners: dict[int, int], **_kw: object) -
 def on_tasks_changed(sender: object, *, user_ids: set[int], **_kw: object) -> None:
     """tasks' `tasks_changed`: these people's "tasks for today" moved."""
     refresh(user_ids, "tasks")
+
+
+def on_notifications_changed(
+    sender: object, *, user_ids: set[int], **_kw: object
+) -> None:
+    """notifications' `notifications_changed`: the unread mentions moved."""
+    refresh(user_ids, "mentions")

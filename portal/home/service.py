@@ -18,7 +18,7 @@ from portal.contacts import quick_views
 from portal.contacts.query import open_too_long_clause
 from portal.contacts.scope import visible_clause
 from portal.extensions import db
-from portal.models import Account, Contact, ContactStatus, User
+from portal.models import Account, Contact, ContactStatus, Notification, User
 from portal.tasks import lists as task_lists
 
 ATTENTION_ROWS = 5
@@ -72,6 +72,26 @@ def attention(user: User, account: Account) -> Attention:
             Contact.status.in_((ContactStatus.ASSIGNED, ContactStatus.IN_PROGRESS)),
         ),
         stale=first(open_too_long_clause(account.open_too_long_hours)),
+    )
+
+
+MENTION_ROWS = 5
+
+
+def unread_mentions(user: User) -> list[Notification]:
+    """The latest unread mentions of the user (the notification center has
+    them all)."""
+    return list(
+        db.session.scalars(
+            select(Notification)
+            .where(
+                Notification.user_id == user.id,
+                Notification.kind == "mention",
+                Notification.read_at.is_(None),
+            )
+            .order_by(Notification.id.desc())
+            .limit(MENTION_ROWS)
+        )
     )
 
 

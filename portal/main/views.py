@@ -27,6 +27,8 @@ def _block_context(name: str) -> dict:
         return {"attention": service.attention(current_user, current_account())}
     if name == "tasks":
         return {"tasks": service.due_tasks(current_user)}
+    if name == "mentions":
+        return {"mentions": service.unread_mentions(current_user)}
     if name == "queue":
         return {"counts": service.queue_counts(current_user, current_account())}
     abort(404)
@@ -34,8 +36,8 @@ def _block_context(name: str) -> dict:
 
 def _blocks_of(kind: str) -> tuple[str, ...]:
     return {
-        service.AGENT: ("attention", "tasks"),
-        service.SUPERVISOR: ("queue", "tasks"),
+        service.AGENT: ("attention", "tasks", "mentions"),
+        service.SUPERVISOR: ("queue", "tasks", "mentions"),
         service.RECEPTION: ("tasks",),
         service.VIEWER: (),
     }[kind]

@@ -267,6 +267,18 @@
     if (button) button.closest(".notification-item")?.remove();
   });
 
+  // --- The unread count in the tab's title -----------------------------------
+  // The badge (#unread-count) is swapped in whole when the server pushes it;
+  // the title, which htmx cannot reach, follows it as "(3) Page · Roleta".
+  function syncTitle() {
+    const badge = document.getElementById("unread-count");
+    if (!badge) return;
+    const unread = parseInt(badge.dataset.unread, 10) || 0;
+    const bare = document.title.replace(/^\(\d+\) /, "");
+    const wanted = unread ? `(${unread}) ${bare}` : bare;
+    if (document.title !== wanted) document.title = wanted;
+  }
+
   function watch(id, callback) {
     const el = document.getElementById(id);
     if (!el) return;
@@ -279,6 +291,16 @@
   function start() {
     watch("offer-tray", syncOffers);
     watch("notification-tray", syncNotifications);
+    if (document.getElementById("unread-count")) {
+      // The whole body: a boosted navigation replaces the top bar too.
+      new MutationObserver(syncTitle).observe(document.body, {
+        childList: true,
+        subtree: true,
+        attributes: true,
+        attributeFilter: ["data-unread"],
+      });
+      syncTitle();
+    }
   }
 
   if (document.readyState === "loading") {

@@ -10,6 +10,7 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from portal.contacts import scope
 from portal.errors import Conflict, NotFound, ValidationError
 from portal.errors_http import error_response
 from portal.localtime import zone_name_of
@@ -66,6 +67,23 @@ def create() -> ResponseReturnValue:
         return render(TEMPLATE, **context), 422
     flash(_("Task “%(title)s” saved.", title=task.title), "success")
     return redirect(url_for("tasks.index") + f"#task-{task.id}", code=303)
+
+
+@bp.get("/contacts/<int:contact_id>/tasks")
+@login_required
+def for_contact(contact_id: int) -> ResponseReturnValue:
+    """The contact's tasks, for its profile (404 when the contact is not
+    the viewer's to see)."""
+    try:
+        contact = scope.get_visible(current_user, contact_id)
+    except NotFound:
+        abort(404)
+    return render(
+        TEMPLATE,
+        "contact_tasks",
+        contact=contact,
+        rows=lists.contact_tasks(current_user, contact.id),
+    )
 
 
 def _task(task_id: int) -> Task:
