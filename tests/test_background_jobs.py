@@ -229,6 +229,8 @@ def test_a_job_whose_rq_mark_passed_before_its_lease_is_picked_up_once_it_lapses
     # RQ's mark counts whole seconds, so it can pass up to a second before
     # the lease it follows: the worker died, its lease has a moment left.
     queue.connection.zadd(queue.started_job_registry.key, {execution.composite_key: 1})
+    # Its hash expired with its last heartbeat (rq's own delete trips on it).
+    queue.connection.delete(execution.key)
     _abandon(job)
     job = _reload(job)
     job.lease_until = utcnow() + timedelta(seconds=5)
@@ -242,8 +244,10 @@ def test_a_job_whose_rq_mark_passed_before_its_lease_is_picked_up_once_it_lapses
     _abandon(job)
     assert watchdog.watch() == 1
     assert queue.job_ids == [job.rq_id]
+    assert _reload(job).resumes == 1
     _work_queue(app)
     assert _reload(job).status == "done"
+    assert queue.failed_job_registry.get_job_ids() == []
 
 
 def test_a_waiting_job_with_its_rq_job_is_left_alone(app, ctx, admin, test_kinds):

@@ -64,16 +64,18 @@ def watch() -> int:
         return 0
     picked = 0
     registry = queue.started_job_registry
-    for rq_id in registry.get_expired_job_ids():
+    for entry in redis.zrangebyscore(registry.key, 0, current_timestamp()):
         try:
-            rq_job = Job.fetch(rq_id, connection=redis)
+            rq_job = Job.fetch(registry.parse_job_id(entry), connection=redis)
         except NoSuchJobError:
             continue
         job_id = (rq_job.meta or {}).get("background_job_id")
         if job_id is None:
             continue
-        # Out of the registry before RQ's cleanup can count it a failure.
-        registry.remove_executions(rq_job)
+        # Out of the registry before RQ's cleanup can count it a failure;
+        # by its entry, since the execution's own hash may have expired
+        # with its heartbeat (rq's remove_executions raises on that).
+        redis.zrem(registry.key, entry)
         job = db.session.get(BackgroundJob, job_id)
         if job is not None and job.status in ACTIVE_STATUSES and lease_expired(job):
             picked += pick_up(job)
