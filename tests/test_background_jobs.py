@@ -14,6 +14,7 @@ import pytest
 from flask import current_app
 from rq import Queue, SimpleWorker
 from rq.job import Job
+from rq.job import JobStatus as RQStatus
 from sqlalchemy import func, select
 
 from portal.background import kinds, runs, watchdog
@@ -213,6 +214,40 @@ def test_the_watchdog_takes_an_abandoned_execution_out_before_rq_counts_it_faile
     assert queue.job_ids == [job.rq_id]
     _work_queue(app)
     assert _reload(job).status == "done"
+
+
+def test_a_job_whose_rq_mark_passed_before_its_lease_is_picked_up_once_it_lapses(
+    app, ctx, admin, test_kinds
+):
+    job = _queue(COUNT, admin)
+    queue = Queue(app.config["RQ_QUEUE"], connection=get_redis())
+    rq_job = Job.fetch(job.rq_id, connection=queue.connection)
+    worker = SimpleWorker([queue], connection=queue.connection)
+    execution = worker.prepare_execution(rq_job)
+    rq_job.set_status(RQStatus.STARTED)
+    queue.connection.lrem(queue.key, 0, rq_job.id)
+    # RQ's mark counts whole seconds, so it can pass up to a second before
+    # the lease it follows: the worker died, its lease has a moment left.
+    queue.connection.zadd(queue.started_job_registry.key, {execution.composite_key: 1})
+    # Its hash expired with its last heartbeat (rq's own delete trips on it).
+    queue.connection.delete(execution.key)
+    _abandon(job)
+    job = _reload(job)
+    job.lease_until = utcnow() + timedelta(seconds=5)
+    db.session.commit()
+    assert watchdog.watch() == 0
+    assert queue.started_job_registry.get_job_ids() == []
+    # The lease lapses. RQ's per-job execution registry still lists the
+    # execution (for 60 s past its mark): no sign of a live worker.
+    assert rq_job.execution_registry.get_execution_ids()
+    get_redis().delete(watchdog.WATCH_LOCK)
+    _abandon(job)
+    assert watchdog.watch() == 1
+    assert queue.job_ids == [job.rq_id]
+    assert _reload(job).resumes == 1
+    _work_queue(app)
+    assert _reload(job).status == "done"
+    assert queue.failed_job_registry.get_job_ids() == []
 
 
 def test_a_waiting_job_with_its_rq_job_is_left_alone(app, ctx, admin, test_kinds):

@@ -16,6 +16,7 @@ from contextlib import suppress
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from redis import Redis
 from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -82,8 +83,7 @@ def send_to_rq(job: BackgroundJob) -> None:
     kind = kinds.get(job.kind)
     rq_id = rq_id_of(job)
     queue = get_queue()
-    with suppress(NoSuchJobError):
-        Job.fetch(rq_id, connection=queue.connection).delete()
+    delete_rq_job(rq_id, queue.connection)
     tries_left = max(0, current_app.config["JOB_TRIES"] - job.errors - 1)
     delays = current_app.config["JOB_RETRY_DELAYS"] or [0]
     queue.enqueue(
@@ -99,6 +99,27 @@ def send_to_rq(job: BackgroundJob) -> None:
     if job.rq_id != rq_id:
         job.rq_id = rq_id
         db.session.commit()
+
+
+def delete_rq_job(rq_id: str, connection: Redis) -> None:
+    """Delete an RQ job and its marks in RQ's registries, if it exists.
+
+    A killed worker's execution outlives its hash: the hash expires with
+    its last heartbeat, the job's execution registry lists it 60 s longer,
+    and rq's own delete then raises ValueError looking it up. Its marks are
+    taken out by id first.
+    """
+    try:
+        old = Job.fetch(rq_id, connection=connection)
+    except NoSuchJobError:
+        return
+    executions = old.execution_registry
+    with connection.pipeline() as pipe:
+        for execution_id in executions.get_execution_ids():
+            pipe.zrem(old.started_job_registry.key, f"{rq_id}:{execution_id}")
+        pipe.delete(executions.key)
+        pipe.execute()
+    old.delete()
 
 
 def perform(job_id: int) -> dict | None:

@@ -28,6 +28,7 @@ from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
+from rq.utils import current_timestamp
 from sqlalchemy import or_, select
 
 from portal.background.lease import (
@@ -63,16 +64,18 @@ def watch() -> int:
         return 0
     picked = 0
     registry = queue.started_job_registry
-    for rq_id in registry.get_expired_job_ids():
+    for entry in redis.zrangebyscore(registry.key, 0, current_timestamp()):
         try:
-            rq_job = Job.fetch(rq_id, connection=redis)
+            rq_job = Job.fetch(registry.parse_job_id(entry), connection=redis)
         except NoSuchJobError:
             continue
         job_id = (rq_job.meta or {}).get("background_job_id")
         if job_id is None:
             continue
-        # Out of the registry before RQ's cleanup can count it a failure.
-        registry.remove_executions(rq_job)
+        # Out of the registry before RQ's cleanup can count it a failure;
+        # by its entry, since the execution's own hash may have expired
+        # with its heartbeat (rq's remove_executions raises on that).
+        redis.zrem(registry.key, entry)
         job = db.session.get(BackgroundJob, job_id)
         if job is not None and job.status in ACTIVE_STATUSES and lease_expired(job):
             picked += pick_up(job)
@@ -112,8 +115,17 @@ def _has_live_rq_job(queue, job: BackgroundJob) -> bool:  # noqa: ANN001
             status != RQStatus.QUEUED or queue.get_job_position(rq_job.id) is not None
         )
     if status == RQStatus.STARTED:
-        # Its execution's mark has not passed: a live worker holds it.
-        return bool(rq_job.execution_registry.get_execution_ids())
+        # A live worker holds it while one of its marks in the started
+        # registry is ahead (every batch moves it). RQ's per-job execution
+        # registry is no sign of life: it keeps an execution 60 s past its
+        # mark, and the mark may pass (whole seconds) before the lease did,
+        # so the first look took it out of the registry and left the job.
+        registry = queue.started_job_registry
+        now = current_timestamp()
+        for execution_id in rq_job.execution_registry.get_execution_ids():
+            mark = queue.connection.zscore(registry.key, f"{rq_job.id}:{execution_id}")
+            if mark is not None and mark > now:
+                return True
     return False
 
 
