@@ -147,6 +147,49 @@ def test_an_import_whose_worker_is_killed_three_times_creates_every_row_once(
     print(f"seed {seed}: killed after {kill_after} batches; moved again {resumes} s")
 
 
+def test_killed_twice_within_one_batch_every_row_still_lands_once(
+    app: Flask, workers: Workers, importer: int, tmp_path: Path
+):
+    """The first worker dies inside a batch; the one that picks the job up
+    dies too, as soon as it holds the lease (before it commits a batch of
+    its own); a third finishes."""
+    path = write_contacts_csv(tmp_path / "twice.csv", SMALL)
+    workers.start()
+    started = start_import(app, importer, path)
+    wait_job(
+        app,
+        started.job_id,
+        lambda r: r.status == "running" and r.processed >= 2 * BATCH,
+        RESUME_TIMEOUT,
+        "two batches",
+        workers.check,
+    )
+    (first,) = workers.alive
+    workers.kill(first)
+    killed_at = job_row(app, started.job_id).processed
+    workers.start(wait=False)
+    # The second run has taken the lease: kill it before its first commit.
+    taken = wait_job(
+        app,
+        started.job_id,
+        lambda r: r.status == "running" and r.resumes >= 1,
+        RESUME_TIMEOUT,
+        "the second run to take the job",
+        workers.check,
+        interval=0.01,
+    )
+    (second,) = workers.alive
+    workers.kill(second)
+    within = job_row(app, started.job_id).processed == killed_at
+    workers.start(wait=False)
+
+    row = wait_ended(app, started.job_id, END_TIMEOUT, workers.check)
+    assert (row.status, row.processed, row.errors) == ("done", SMALL, 0), row
+    assert row.resumes >= 2, row
+    assert_imported_once(app, started.import_id, SMALL)
+    print(f"second kill {'within' if within else 'after'} its first batch", taken)
+
+
 def test_two_workers_and_the_one_running_the_import_killed_the_other_finishes_it(
     app: Flask, workers: Workers, importer: int, tmp_path: Path
 ):
