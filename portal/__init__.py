@@ -37,6 +37,7 @@ from portal.auth.access import can
 from portal.auth.service import load_session_user
 from portal.background import kinds as job_kinds
 from portal.background.views import bp as jobs_admin_bp
+from portal.board.views import bp as board_bp
 from portal.cli import register_commands
 from portal.config import build_config
 from portal.contacts import bp as contacts_bp
@@ -113,6 +114,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(tasks_bp)
     app.register_blueprint(task_rules_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(board_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(apikeys_bp, url_prefix="/admin")

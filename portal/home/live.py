@@ -1,36 +1,25 @@
-"""Home blocks that refresh themselves when something changes.
-
-The server does not render someone's block in a job (it would need their
-session, language and clock); it pushes a small signal over the websocket,
-swapped out of band into the home page, that makes the browser fetch the
-block again with its own session. A page without that block ignores it.
-Nothing polls.
+"""Home blocks that refresh themselves when something changes: each
+listener below sends the open home pages concerned a nudge
+(portal.livesignal) to fetch that block again. Nothing polls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from portal.realtime import hub
+from portal import livesignal
 
 BLOCKS = ("attention", "tasks", "queue", "mentions")
-# Swapped out of band into the home page, it fetches the block again. A
-# plain string, not a template: jobs send it too, with no request to build
-# URLs from (the block names are ours, never a user's text).
-_SIGNAL = (
-    '<div id="home-{block}-signal" hx-swap-oob="true" hidden '
-    'hx-get="/home/{block}" hx-trigger="load" '
-    'hx-target="#home-{block}" hx-swap="outerHTML"></div>'
-)
 
 
 def refresh(user_ids: Iterable[int | None], block: str) -> None:
     """Ask every open home page of these users to fetch `block` again."""
     if block not in BLOCKS:
         raise ValueError(block)
-    html = _SIGNAL.format(block=block)
-    for user_id in {uid for uid in user_ids if uid}:
-        hub.publish(user_id, html)
+    html = livesignal.signal_html(
+        f"home-{block}-signal", f"/home/{block}", f"home-{block}"
+    )
+    livesignal.push(user_ids, html)
 
 
 def on_owner_changed(sender: object, *, owners: dict[int, int], **_kw: object) -> None:

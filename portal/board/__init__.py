@@ -1,0 +1,1 @@
+"""The live roulette board for supervisors."""
