@@ -71,6 +71,8 @@ from portal.tasks import events as task_events
 from portal.tasks.notify import tasks_changed
 from portal.tasks.rule_views import bp as task_rules_bp
 from portal.tasks.views import bp as tasks_bp
+from portal.users.offboarding import REASSIGN_KIND
+from portal.users.offboarding_views import bp as offboarding_bp
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -119,6 +121,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(apikeys_bp, url_prefix="/admin")
     app.register_blueprint(jobs_admin_bp, url_prefix="/admin")
+    app.register_blueprint(offboarding_bp, url_prefix="/admin")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-key API: no cookies, so no CSRF to forge
 
@@ -135,6 +138,7 @@ def create_app(config: dict | None = None) -> Flask:
     notification_push.install()
     # Each feature's kind of background job, for the worker and the jobs page.
     job_kinds.register(IMPORT_KIND)
+    job_kinds.register(REASSIGN_KIND)
 
     security.init_app(app)
     errors_http.init_app(app)

@@ -57,6 +57,7 @@ def queue_job(
     started_by_id: int | None,
     subject_id: int | None = None,
     total: int = 0,
+    params: dict | None = None,
 ) -> BackgroundJob:
     """Create a job row, commit it, then hand it to RQ."""
     job = BackgroundJob(
@@ -65,6 +66,7 @@ def queue_job(
         started_by_id=started_by_id,
         subject_id=subject_id,
         total=total,
+        params=params or {},
         status=JobStatus.QUEUED,
     )
     db.session.add(job)

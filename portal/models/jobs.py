@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -32,6 +32,7 @@ ENDED_STATUSES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 class JobKind(enum.StrEnum):
     IMPORT = "import"
+    REASSIGN = "reassign"
 
 
 class BackgroundJob(AccountScoped, db.Model):
@@ -48,6 +49,9 @@ class BackgroundJob(AccountScoped, db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     # The record the job works on (an import's id), by kind.
     subject_id: Mapped[int | None] = mapped_column(Integer)
+    # What the kind needs beyond its subject (a reassignment's heirs), and
+    # what it keeps between runs (the counts it moved).
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
     started_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )

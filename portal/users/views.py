@@ -53,6 +53,7 @@ def _row_text() -> dict[str, str]:
         "pending": _("Pending activation"),
         "edit": _("Edit"),
         "suspend": _("Suspend"),
+        "delete": _("Delete"),
         "confirm_suspend": _("Suspend %(name)s? They are signed out at once."),
         "reactivate": _("Reactivate"),
         "resend": _("Resend activation"),

@@ -21,10 +21,22 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from rq import Queue
+from sqlalchemy import func, insert, select
 
 from portal.background import runs
 from portal.extensions import db
-from portal.models import BackgroundJob, JobStatus
+from portal.models import (
+    AssignmentLog,
+    BackgroundJob,
+    Contact,
+    JobStatus,
+    Team,
+    User,
+)
+from portal.models.base import utcnow
+from portal.settings.service import current_account
+from portal.users import offboarding
+from tests import factories
 from tests.jobs_procs import (
     Workers,
     contact_counts,
@@ -336,3 +348,82 @@ def test_redis_restarted_while_the_job_waits_it_is_queued_again_from_the_databas
         raise AssertionError(f"{exc}\n\n{restart.logs()}") from None
     finally:
         crew.stop_all()
+
+
+def _leaver_with_contacts(app: Flask, count: int) -> tuple[int, list[int]]:
+    """A user owning `count` contacts (written in bulk) and the three team
+    members who inherit them; their ids."""
+    with app.test_request_context():
+        leaver = factories.make_user("attendant", name="Leo", teams=["heirs"])
+        heirs = [
+            factories.make_user("attendant", name=f"Heir {n}", teams=["heirs"]).id
+            for n in range(3)
+        ]
+        now = utcnow()
+        db.session.execute(
+            insert(Contact),
+            [
+                {
+                    "account_id": leaver.account_id,
+                    "name": f"Owned {n}",
+                    "name_search": f"owned {n}",
+                    "owner_id": leaver.id,
+                    "status": "assigned",
+                    "origin": "manual",
+                    "tags": [],
+                    "custom": {},
+                    "created_at": now,
+                    "updated_at": now,
+                    "last_activity_at": now,
+                }
+                for n in range(count)
+            ],
+        )
+        db.session.commit()
+        leaver_id = leaver.id
+        db.session.remove()
+    return leaver_id, heirs
+
+
+def test_a_reassignment_whose_worker_is_killed_moves_every_contact_once(
+    app: Flask, workers: Workers, clean_state
+):
+    rows = SMALL
+    leaver_id, heirs = _leaver_with_contacts(app, rows)
+    workers.start()
+    with app.test_request_context():
+        leaver = db.session.get(User, leaver_id)
+        team = db.session.scalar(select(Team).where(Team.key == "heirs"))
+        job_id = offboarding.delete_user(current_account(), leaver, to_team=team).id
+        db.session.remove()
+    wait_job(
+        app,
+        job_id,
+        lambda r: r.status == "running" and r.processed >= 4 * offboarding.BATCH_SIZE,
+        RESUME_TIMEOUT,
+        "four batches",
+        workers.check,
+    )
+    (victim,) = workers.alive
+    workers.kill(victim)
+    workers.start(wait=False)
+    row = wait_ended(app, job_id, END_TIMEOUT, workers.check)
+    assert (row.status, row.processed, row.errors) == ("done", rows, 0), row
+    assert row.resumes >= 1, row
+    with app.app_context():
+        per_heir = dict(
+            db.session.execute(
+                select(Contact.owner_id, func.count())
+                .where(Contact.owner_id.in_([leaver_id, *heirs]))
+                .group_by(Contact.owner_id)
+            ).all()
+        )
+        moved = db.session.scalar(
+            select(func.count())
+            .select_from(AssignmentLog)
+            .where(AssignmentLog.from_user_id == leaver_id)
+        )
+        db.session.remove()
+    # Every contact moved once, dealt evenly, as an uninterrupted run would.
+    assert per_heir == {heir: rows // 3 for heir in heirs}
+    assert moved == rows
