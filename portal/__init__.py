@@ -42,6 +42,7 @@ from portal.cli import register_commands
 from portal.config import build_config
 from portal.contacts import bp as contacts_bp
 from portal.contacts.ownership import owner_changed, status_changed
+from portal.dashboard.views import bp as dashboard_bp
 from portal.errors_http import error_response
 from portal.extensions import (
     babel,
@@ -117,6 +118,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(task_rules_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(board_bp)
+    app.register_blueprint(dashboard_bp)
     for admin_feature in (users, org, roles, settings):
         app.register_blueprint(admin_feature.bp, url_prefix="/admin")
     app.register_blueprint(apikeys_bp, url_prefix="/admin")

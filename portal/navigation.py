@@ -26,6 +26,7 @@ CONTACT_VIEW_PERMISSIONS = (
 )
 
 REPORT_ITEMS = (
+    NavItem("dashboard.index", _l("Dashboard"), ("dashboard.view",)),
     NavItem("board.index", _l("Roulette board"), ("dashboard.view",)),
     NavItem("reports.origins", _l("Reports"), ("reports.view",)),
     NavItem("reports.ranking", _l("Ranking"), ("ranking.view",)),

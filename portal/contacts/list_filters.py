@@ -61,6 +61,8 @@ FILTER_KEYS = (
     "lead",
     "sort",
 )
+# `status=open`: any open status (new, assigned, in progress).
+OPEN = "open"
 # `lead=` values: "waiting" = a lead of the contact waits in the roulette's
 # queue (state "queued"). Honoured only for contacts.assign.
 LEAD_FILTERS = ("waiting",)
@@ -170,7 +172,8 @@ class ListFilterForm(FlaskForm):
     owner = StringField(filters=[_squash])
     q = StringField(filters=[_squash])
     status = StringField(
-        filters=[_squash], validators=_choice(tuple(s.value for s in ContactStatus))
+        filters=[_squash],
+        validators=_choice((OPEN, *(s.value for s in ContactStatus))),
     )
     origin = StringField(
         filters=[_squash], validators=_choice(tuple(o.value for o in Origin))

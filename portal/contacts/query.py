@@ -18,7 +18,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from portal.contacts import normalize
-from portal.contacts.list_filters import QUEUE_PERMISSION, ContactFilters
+from portal.contacts.list_filters import OPEN, QUEUE_PERMISSION, ContactFilters
 from portal.contacts.scope import sees_everything
 from portal.contacts.service import OPEN_STATUSES
 from portal.extensions import db
@@ -221,7 +221,9 @@ def narrowing_clauses(
                 *(prefix_clause(column(getattr(Contact, name)), p) for name, p in terms)
             )
         )
-    if filters.status:
+    if filters.status == OPEN:
+        clauses.append(Contact.status.in_([str(s) for s in OPEN_STATUSES]))
+    elif filters.status:
         clauses.append(Contact.status == filters.status)
     if filters.origin:
         clauses.append(Contact.origin == filters.origin)

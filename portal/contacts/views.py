@@ -46,6 +46,7 @@ from portal.contacts import (
     scope,
 )
 from portal.contacts.labels import ORIGIN_LABELS, STATUS_LABELS
+from portal.contacts.list_filters import OPEN
 from portal.errors import ValidationError
 from portal.errors_http import error_response
 from portal.extensions import db
@@ -170,7 +171,7 @@ def _choices(account: Account, viewer: User) -> dict:
 
     may_assign = viewer.can("contacts.assign")
     choices = {
-        "statuses": STATUS_LABELS,
+        "statuses": {OPEN: _l("Open (new, assigned, in progress)"), **STATUS_LABELS},
         "origins": ORIGIN_LABELS,
         "sorts": SORT_LABELS,
         "departments": rows(Department),

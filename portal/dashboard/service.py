@@ -1,0 +1,149 @@
+"""The supervision dashboard's figures, per agent of the viewer's scope.
+
+Every figure counts contacts with the contact list's own clauses
+(contacts.query.narrowing_clauses over ContactFilters, plus the viewer's
+visibility), grouped by owner: the list opened from a figure, filtered to
+that owner, applies the very same clauses, so it lists exactly the
+contacts the figure counts. One grouped query per metric, whatever the
+number of agents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from portal.contacts.list_filters import OPEN, ContactFilters
+from portal.contacts.query import narrowing_clauses
+from portal.contacts.scope import (
+    led_member_ids,
+    may_own,
+    sees_everything,
+    visible_clause,
+)
+from portal.extensions import db
+from portal.models import Account, Contact, ContactStatus, TeamMember, UnitMember, User
+from portal.models.user import UserStatus
+from portal.reports.periods import Period
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: object
+    # How it is measured, in a line under it.
+    measured: object
+    in_period: bool  # whether the date range narrows it
+
+
+METRICS = (
+    Metric(
+        "open",
+        _l("Open contacts"),
+        _l("Now: contacts new, assigned or in progress."),
+        False,
+    ),
+    Metric(
+        "open_too_long",
+        _l("Open too long"),
+        _l("Now: open, with no activity for the account's open-too-long hours."),
+        False,
+    ),
+    Metric(
+        "received",
+        _l("Received"),
+        _l("Contacts created in the range that the agent owns now."),
+        True,
+    ),
+    Metric(
+        "won",
+        _l("Won"),
+        _l("Contacts won now whose last activity (the win, or later) is in the range."),
+        True,
+    ),
+    Metric(
+        "lost",
+        _l("Lost"),
+        _l("Contacts lost now whose last activity is in the range."),
+        True,
+    ),
+)
+
+
+def metric_filters(metric: str, account: Account, period: Period) -> ContactFilters:
+    """The contact list's filters behind a metric (no owner: added per row)."""
+    base = ContactFilters(open_too_long_hours=account.open_too_long_hours)
+    if metric == "open":
+        return replace(base, status=OPEN)
+    if metric == "open_too_long":
+        return replace(base, open_too_long=True)
+    if metric == "received":
+        return replace(base, created_from=period.first, created_to=period.last)
+    if metric in ("won", "lost"):
+        status = ContactStatus.WON if metric == "won" else ContactStatus.LOST
+        return replace(
+            base, status=str(status), active_from=period.first, active_to=period.last
+        )
+    raise ValueError(metric)
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    user_id: int
+    name: str
+    counts: dict[str, int]
+
+
+def agents_in_scope(
+    viewer: User, account: Account, team_id: int | None, unit_id: int | None
+) -> list[User]:
+    query = select(User).where(
+        User.account_id == account.id, User.status == UserStatus.ACTIVE
+    )
+    if not sees_everything(viewer):
+        query = query.where(User.id.in_(led_member_ids(viewer)))
+    if team_id:
+        query = query.where(
+            User.id.in_(select(TeamMember.user_id).where(TeamMember.team_id == team_id))
+        )
+    if unit_id:
+        query = query.where(
+            User.id.in_(select(UnitMember.user_id).where(UnitMember.unit_id == unit_id))
+        )
+    return [u for u in db.session.scalars(query.order_by(User.name)) if may_own(u)]
+
+
+def _grouped(viewer: User, filters: ContactFilters, agent_ids: list[int]) -> dict:
+    rows = db.session.execute(
+        select(Contact.owner_id, func.count())
+        .where(
+            visible_clause(viewer),
+            *narrowing_clauses(viewer, filters),
+            Contact.owner_id.in_(agent_ids),
+        )
+        .group_by(Contact.owner_id)
+    )
+    return dict(rows.all())
+
+
+def rows(
+    viewer: User,
+    account: Account,
+    period: Period,
+    team_id: int | None = None,
+    unit_id: int | None = None,
+) -> list[AgentRow]:
+    agents = agents_in_scope(viewer, account, team_id, unit_id)
+    ids = [a.id for a in agents]
+    counts = {
+        m.key: _grouped(viewer, metric_filters(m.key, account, period), ids)
+        if ids
+        else {}
+        for m in METRICS
+    }
+    return [
+        AgentRow(a.id, a.name, {m.key: counts[m.key].get(a.id, 0) for m in METRICS})
+        for a in agents
+    ]
