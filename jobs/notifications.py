@@ -8,49 +8,40 @@ from jobs import app_context
 def notify_assignment(log_id: int) -> int | None:
     """Tell the new owner about an assignment; returns the notification id."""
     with app_context():
-        from sqlalchemy.exc import IntegrityError
-
         from portal.extensions import db
         from portal.models import AssignmentLog, Contact, Notification, User
         from portal.notifications import push
+        from portal.notifications.service import add_once
 
         log = db.session.get(AssignmentLog, log_id)
         if log is None or log.to_user_id is None:
             return None
         dedupe = f"assignment:{log.id}"
-        existing = db.session.scalar(
-            db.select(Notification.id).where(Notification.dedupe_key == dedupe)
-        )
-        if existing:
-            return existing
         contact = db.session.get(Contact, log.contact_id)
         by = db.session.get(User, log.by_user_id) if log.by_user_id else None
-        notification = Notification(
-            account_id=log.account_id,
-            user_id=log.to_user_id,
-            kind="assignment",
-            data={
-                "contact_id": log.contact_id,
-                "contact_name": contact.name if contact else None,
-                "by": by.name if by else None,
-                "how": log.how,
-            },
-            url=f"/contacts/{log.contact_id}",
-            dedupe_key=dedupe,
+        made = add_once(
+            Notification(
+                account_id=log.account_id,
+                user_id=log.to_user_id,
+                kind="assignment",
+                data={
+                    "contact_id": log.contact_id,
+                    "contact_name": contact.name if contact else None,
+                    "by": by.name if by else None,
+                    "how": log.how,
+                },
+                url=f"/contacts/{log.contact_id}",
+                dedupe_key=dedupe,
+            )
         )
-        db.session.add(notification)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            # The same job ran twice at once; the other run's row stands.
-            db.session.rollback()
+        if made is None:  # an earlier run's row stands
             return db.session.scalar(
                 db.select(Notification.id).where(Notification.dedupe_key == dedupe)
             )
         # The badge follows by itself (portal.notifications.push); the
         # pop-up only for the run that made the row.
-        push.toast(notification)
-        return notification.id
+        push.toast(made)
+        return made.id
 
 
 def notify_mentions(entry_id: int) -> list[int]:

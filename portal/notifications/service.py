@@ -119,6 +119,23 @@ def mark_all_read(user: User) -> int:
     return changed
 
 
+def add_once(notification: Notification) -> Notification | None:
+    """Add and commit a notification unless one with its dedupe key exists
+    (a job run twice, or twice at once, tells once); the new row, or None."""
+    key = notification.dedupe_key
+    if key and db.session.scalar(
+        select(Notification.id).where(Notification.dedupe_key == key)
+    ):
+        return None
+    db.session.add(notification)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same event's other run wrote it meanwhile
+        db.session.rollback()
+        return None
+    return notification
+
+
 # ------------------------------------------------------------ mentions
 
 

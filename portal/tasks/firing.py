@@ -46,36 +46,29 @@ class Event:
     facts: dict  # what conditions look at: origin, department_id, status, ...
 
 
+def _leader_of(member: type, group: str, flag: str, owner_id: int) -> int | None:
+    """An active leader (not the owner) of a team or unit the owner is in."""
+    group_column, leads = getattr(member, group), getattr(member, flag)
+    groups = select(group_column).where(member.user_id == owner_id)
+    return db.session.scalar(
+        select(member.user_id)
+        .join(User, User.id == member.user_id)
+        .where(
+            group_column.in_(groups),
+            leads.is_(True),
+            member.user_id != owner_id,
+            User.status == UserStatus.ACTIVE,
+        )
+        .order_by(member.user_id)
+        .limit(1)
+    )
+
+
 def _owner_lead(owner_id: int) -> int | None:
     """The owner's coordinator (of a team they are in), else the manager of
     a unit they are in."""
-    teams = select(TeamMember.team_id).where(TeamMember.user_id == owner_id)
-    coordinator = db.session.scalar(
-        select(TeamMember.user_id)
-        .join(User, User.id == TeamMember.user_id)
-        .where(
-            TeamMember.team_id.in_(teams),
-            TeamMember.is_coordinator.is_(True),
-            TeamMember.user_id != owner_id,
-            User.status == UserStatus.ACTIVE,
-        )
-        .order_by(TeamMember.user_id)
-        .limit(1)
-    )
-    if coordinator:
-        return coordinator
-    units = select(UnitMember.unit_id).where(UnitMember.user_id == owner_id)
-    return db.session.scalar(
-        select(UnitMember.user_id)
-        .join(User, User.id == UnitMember.user_id)
-        .where(
-            UnitMember.unit_id.in_(units),
-            UnitMember.is_manager.is_(True),
-            UnitMember.user_id != owner_id,
-            User.status == UserStatus.ACTIVE,
-        )
-        .order_by(UnitMember.user_id)
-        .limit(1)
+    return _leader_of(TeamMember, "team_id", "is_coordinator", owner_id) or _leader_of(
+        UnitMember, "unit_id", "is_manager", owner_id
     )
 
 

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Notification, TeamMember, User, UserStatus
 from portal.models.base import utcnow
 from portal.models.task import Task
+from portal.notifications.service import add_once
 
 KIND_GIVEN = "task_given"
 KIND_DUE = "task_due"
@@ -54,27 +54,17 @@ def recipients(task: Task, *, skip: int | None = None) -> list[int]:
 
 def _tell(task: Task, user_id: int, kind: str) -> bool:
     """One notification per (task, person, kind); False when it exists."""
-    dedupe = f"{kind}:{task.id}:{user_id}"
-    if db.session.scalar(
-        select(Notification.id).where(Notification.dedupe_key == dedupe)
-    ):
-        return False
-    db.session.add(
+    made = add_once(
         Notification(
             account_id=task.account_id,
             user_id=user_id,
             kind=kind,
             data={"task_id": task.id, "title": task.title},
             url=f"/tasks#task-{task.id}",
-            dedupe_key=dedupe,
+            dedupe_key=f"{kind}:{task.id}:{user_id}",
         )
     )
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same job at the same moment: its row stands
-        db.session.rollback()
-        return False
-    return True
+    return made is not None
 
 
 def notify_given(task_id: int) -> int:

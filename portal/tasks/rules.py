@@ -24,6 +24,7 @@ from portal.models import (
     UserStatus,
 )
 from portal.models.task import TITLE_MAX, TaskRule
+from portal.tasks.service import FormFields
 
 EVENTS = {
     "lead_created": _l("A lead arrives"),
@@ -49,7 +50,7 @@ MAX_DUE_HOURS = 24 * 365
 
 
 @dataclass
-class RuleForm:
+class RuleForm(FormFields):
     event: str = ""
     origin: str = ""
     department_id: str = ""
@@ -59,13 +60,6 @@ class RuleForm:
     title: str = ""
     due_hours: str = ""
     assignee: str = "owner"
-
-    @classmethod
-    def from_mapping(cls, values: object) -> RuleForm:
-        get = values.get  # type: ignore[attr-defined]
-        return cls(
-            **{name: (get(name) or "").strip() for name in cls.__dataclass_fields__}
-        )
 
 
 def _whole(value: str, low: int, high: int) -> int | None:

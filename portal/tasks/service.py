@@ -12,6 +12,7 @@ conditional UPDATEs: two people acting at once get one winner.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Self
 
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, update
@@ -27,18 +28,24 @@ from portal.queue import enqueue, enqueue_at
 from portal.tasks import notify
 
 
+class FormFields:
+    """A form as typed: each field of the dataclass, from a request's form
+    (missing ones empty, surrounding spaces gone)."""
+
+    @classmethod
+    def from_mapping(cls, values: object) -> Self:
+        get = values.get  # type: ignore[attr-defined]
+        names = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        return cls(**{name: (get(name) or "").strip() for name in names})
+
+
 @dataclass
-class TaskForm:
+class TaskForm(FormFields):
     title: str = ""
     notes: str = ""
     due_at: str = ""
     contact_id: str = ""
     assignee: str = ""
-
-    @classmethod
-    def from_mapping(cls, values: object) -> TaskForm:
-        get = values.get  # type: ignore[attr-defined]
-        return cls(**{name: (get(name) or "") for name in cls.__dataclass_fields__})
 
 
 @dataclass

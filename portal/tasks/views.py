@@ -4,6 +4,8 @@ one to is the service's rule."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_datetime
@@ -100,34 +102,45 @@ def _answer(message: str) -> ResponseReturnValue:
     return redirect(url_for("tasks.index"), code=303)
 
 
+def _act(
+    task_id: int,
+    action: Callable[[Task], object],
+    message: Callable[[Task], str],
+) -> ResponseReturnValue:
+    """Do `action` to the viewer's task; 409 with why when it may not be."""
+    task = _task(task_id)
+    try:
+        action(task)
+    except Conflict as exc:
+        return error_response(409, str(exc))
+    return _answer(message(task))
+
+
 @bp.post("/tasks/<int:task_id>/take")
 @login_required
 def take(task_id: int) -> ResponseReturnValue:
-    task = _task(task_id)
-    try:
-        service.take(current_user, task)
-    except Conflict as exc:
-        return error_response(409, str(exc))
-    return _answer(_("The task is yours now."))
+    return _act(
+        task_id,
+        lambda task: service.take(current_user, task),
+        lambda task: _("The task is yours now."),
+    )
 
 
 @bp.post("/tasks/<int:task_id>/done")
 @login_required
 def done(task_id: int) -> ResponseReturnValue:
-    task = _task(task_id)
-    try:
-        service.set_done(current_user, task, True)
-    except Conflict as exc:
-        return error_response(409, str(exc))
-    return _answer(_("Done: “%(title)s”.", title=task.title))
+    return _act(
+        task_id,
+        lambda task: service.set_done(current_user, task, True),
+        lambda task: _("Done: “%(title)s”.", title=task.title),
+    )
 
 
 @bp.post("/tasks/<int:task_id>/undo")
 @login_required
 def undo(task_id: int) -> ResponseReturnValue:
-    task = _task(task_id)
-    try:
-        service.set_done(current_user, task, False)
-    except Conflict as exc:
-        return error_response(409, str(exc))
-    return _answer(_("“%(title)s” is open again.", title=task.title))
+    return _act(
+        task_id,
+        lambda task: service.set_done(current_user, task, False),
+        lambda task: _("“%(title)s” is open again.", title=task.title),
+    )
