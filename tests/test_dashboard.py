@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ContactStatus, Team, TeamMember
+from portal.models import ContactStatus, Lead, Offer, Team, TeamMember
 from portal.models.base import utcnow
 from tests import factories
 
@@ -43,6 +43,45 @@ def seeded(ctx):
             contact.status = ContactStatus(status)
             contact.created_at = now - timedelta(days=created_days)
             contact.last_activity_at = now - timedelta(days=idle_days)
+    db.session.flush()
+    # Offers: Ana declines two leads of one contact and accepts one (60 s);
+    # Bruno lets one run out; an offer 40 days ago counts in no recent range.
+    first = factories.make_contact(owner=ana, name="Ana offered")
+    plan = [
+        (ana, first, "declined", 0, None),
+        (ana, first, "declined", 0, None),
+        (ana, first, "accepted", 0, 60),
+        (
+            bruno,
+            factories.make_contact(owner=bruno, name="Bruno offered"),
+            "expired",
+            0,
+            None,
+        ),
+        (ana, factories.make_contact(owner=ana, name="Ana old"), "declined", 40, None),
+    ]
+    for agent, contact, state, days, speed in plan:
+        lead = Lead(
+            account_id=agent.account_id,
+            contact_id=contact.id,
+            state="assigned",
+            accepted_by_id=agent.id if state == "accepted" else None,
+            accepted_at=now if state == "accepted" else None,
+            speed_to_lead_seconds=speed,
+        )
+        db.session.add(lead)
+        db.session.flush()
+        db.session.add(
+            Offer(
+                account_id=agent.account_id,
+                lead_id=lead.id,
+                agent_id=agent.id,
+                state=state,
+                reason="turn",
+                offered_at=now - timedelta(days=days),
+                expires_at=now - timedelta(days=days) + timedelta(seconds=30),
+            )
+        )
     db.session.commit()
     return coordinator, ana, bruno, outsider
 
@@ -66,17 +105,23 @@ def test_the_figures_have_the_known_answers_and_equal_their_lists(client, auth, 
     figures = _figures(response.get_data(as_text=True))
     assert {user for user, _metric in figures} == {coordinator.id, ana.id, bruno.id}
     expected = {
-        (ana.id, "open"): 3,
+        (ana.id, "open"): 5,
         (ana.id, "open_too_long"): 1,
-        (ana.id, "received"): 4,
+        (ana.id, "received"): 6,
+        (ana.id, "declined"): 1,  # two offers, one contact
+        (ana.id, "accepted"): 1,
+        (ana.id, "speed"): 1,
+        (bruno.id, "expired"): 1,
+        (bruno.id, "declined"): 0,
         (ana.id, "won"): 1,
         (ana.id, "lost"): 0,
-        (bruno.id, "open"): 1,
-        (bruno.id, "received"): 2,
+        (bruno.id, "open"): 2,
+        (bruno.id, "received"): 3,
         (bruno.id, "lost"): 1,
     }
     for key, count in expected.items():
         assert figures[key][0] == count, key
+    assert ">1 min<" in response.get_data(as_text=True)  # Ana's median
     # Every figure clicks through to a list of exactly that many contacts.
     for (_user, metric), (count, href) in figures.items():
         listed = client.get(href).get_data(as_text=True)

@@ -59,8 +59,15 @@ FILTER_KEYS = (
     "active_to",
     "open_too_long",
     "lead",
+    "offer",
+    "offer_agent",
+    "offer_from",
+    "offer_to",
     "sort",
 )
+# `offer=` values: contacts with a lead offered (to `offer_agent`, between
+# `offer_from` and `offer_to`) that ended so: the dashboard's click-through.
+OFFER_FILTERS = ("accepted", "declined", "expired")
 # `status=open`: any open status (new, assigned, in progress).
 OPEN = "open"
 # `lead=` values: "waiting" = a lead of the contact waits in the roulette's
@@ -91,6 +98,10 @@ class ContactFilters:
     open_too_long: bool = False
     open_too_long_hours: int = 48
     lead: str = ""  # "" or "waiting"
+    offer: str = ""  # "", or an offer's end (OFFER_FILTERS)
+    offer_agent_id: int | None = None
+    offer_from: date | None = None
+    offer_to: date | None = None
     sort: str = "newest"
     cursor: Cursor | None = None
     limit: int = DEFAULT_LIMIT
@@ -112,6 +123,10 @@ class ContactFilters:
             "active_to": _iso(self.active_to),
             "open_too_long": "1" if self.open_too_long else "",
             "lead": self.lead,
+            "offer": self.offer,
+            "offer_agent": str(self.offer_agent_id) if self.offer_agent_id else "",
+            "offer_from": _iso(self.offer_from),
+            "offer_to": _iso(self.offer_to),
             "sort": "" if self.sort == "newest" else self.sort,
         }
         return {key: values[key] for key in FILTER_KEYS if values[key]}
@@ -188,6 +203,10 @@ class ListFilterForm(FlaskForm):
     active_to = _IsoDate()
     open_too_long = StringField(filters=[_squash], validators=_choice(("0", "1", "on")))
     lead = StringField(filters=[_squash], validators=_choice(LEAD_FILTERS))
+    offer = StringField(filters=[_squash], validators=_choice(OFFER_FILTERS))
+    offer_agent = StringField(filters=[_squash])
+    offer_from = _IsoDate()
+    offer_to = _IsoDate()
     sort = StringField(
         filters=[_squash, _newest_when_blank],
         validators=[AnyOf(SORTS, message=_PICK)],
@@ -251,6 +270,15 @@ class ListFilterForm(FlaskForm):
     def validate_active_to(self, field: Field) -> None:
         self._after(field, self.active_from)
 
+    def validate_offer_to(self, field: Field) -> None:
+        self._after(field, self.offer_from)
+
+    def validate_offer_agent(self, field: Field) -> None:
+        if field.data:
+            self.ids["offer_agent"] = _id_in_account(self.account, User, field.data)
+            if self.ids["offer_agent"] is None:
+                raise WTFormsValidationError(_PICK)
+
     def validate_limit(self, field: Field) -> None:
         # isdigit() alone passes "²", which int() refuses.
         if field.data and not (field.data.isascii() and field.data.isdigit()):
@@ -277,6 +305,10 @@ class ListFilterForm(FlaskForm):
             "active_to": self.active_to.data,
             "open_too_long": self.open_too_long.data in ("1", "on"),
             "lead": self.lead.data if "lead" in self else "",
+            "offer": self.offer.data,
+            "offer_agent_id": self.ids.get("offer_agent"),
+            "offer_from": self.offer_from.data,
+            "offer_to": self.offer_to.data,
             "sort": self.sort.data,
         }
         if self.limit.data:

@@ -20,6 +20,8 @@ from portal.contacts.list_filters import ContactFilters
 from portal.contacts.query import (
     date_range,
     narrowing_clauses,
+    offer_clause,
+    offered,
     open_too_long_clause,
     owner_branches,
     prefix_clause,
@@ -52,6 +54,9 @@ def _selective_groups(user: User, filters: ContactFilters, now: datetime) -> lis
     if filters.lead == "waiting" and queue_waiting(user):
         # A queue is short: usually the narrowest filter of all.
         groups.append(_LookUpGroup([waiting_clause(user.account_id)]))
+    if offered(filters):
+        # One agent's offers of a range: few contacts, looked up by id.
+        groups.append(_LookUpGroup([offer_clause(filters)]))
     terms = search_terms(filters.q)
     if terms:
         groups.append([prefix_clause(getattr(Contact, name), p) for name, p in terms])

@@ -22,7 +22,7 @@ from portal.contacts.list_filters import OPEN, QUEUE_PERMISSION, ContactFilters
 from portal.contacts.scope import sees_everything
 from portal.contacts.service import OPEN_STATUSES
 from portal.extensions import db
-from portal.models import Contact, Lead, TeamMember, UnitMember, User
+from portal.models import Contact, Lead, Offer, TeamMember, UnitMember, User
 
 MIN_PHONE_DIGITS = 3
 
@@ -158,6 +158,27 @@ def open_too_long_clause(
     )
 
 
+def offered(filters: ContactFilters) -> bool:
+    return bool(
+        filters.offer
+        or filters.offer_agent_id
+        or filters.offer_from
+        or filters.offer_to
+    )
+
+
+def offer_clause(filters: ContactFilters) -> ColumnElement[bool]:
+    """Contacts with a lead offered as the `offer*` filters say (to whom,
+    when, how it ended)."""
+    where = [Lead.contact_id == Contact.id]
+    if filters.offer:
+        where.append(Offer.state == filters.offer)
+    if filters.offer_agent_id:
+        where.append(Offer.agent_id == filters.offer_agent_id)
+    where += date_range(Offer.offered_at, filters.offer_from, filters.offer_to)
+    return select(Offer.id).join(Lead, Lead.id == Offer.lead_id).where(*where).exists()
+
+
 def queue_waiting(user: User) -> bool:
     """Whether `user` may list the contacts waiting in the roulette's queue."""
     return user.can(QUEUE_PERMISSION)
@@ -249,6 +270,8 @@ def narrowing_clauses(
     clauses += date_range(
         column(Contact.last_activity_at), filters.active_from, filters.active_to
     )
+    if offered(filters):
+        clauses.append(offer_clause(filters))
     if filters.open_too_long:
         clauses.append(
             open_too_long_clause(

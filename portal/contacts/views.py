@@ -69,6 +69,8 @@ INDEX = "contacts/index.html"
 MORE_ROW_ID = "contact-more"
 # Every query-string key that can carry an error shown next to its field.
 ERROR_FIELDS = (*list_filters.FILTER_KEYS, "limit")
+# The dashboard's click-through filters: carried, not offered in the form.
+OFFER_KEYS = ("offer", "offer_agent", "offer_from", "offer_to")
 
 SORT_LABELS = {
     "newest": _l("Newest first"),
@@ -179,7 +181,14 @@ def _choices(account: Account, viewer: User) -> dict:
         "teams": rows(Team) if may_assign else [],
         "units": rows(Unit) if may_assign else [],
     }
-    shown = set(ERROR_FIELDS) - {"department", "campaign", "team", "unit", "limit"}
+    shown = set(ERROR_FIELDS) - {
+        "department",
+        "campaign",
+        "team",
+        "unit",
+        "limit",
+        *OFFER_KEYS,
+    }
     if not may_assign:
         shown.discard("lead")  # the queue filter is offered to assigners only
     shown |= {

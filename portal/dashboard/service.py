@@ -10,13 +10,14 @@ number of agents.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, replace
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 
 from portal.contacts.list_filters import OPEN, ContactFilters
-from portal.contacts.query import narrowing_clauses
+from portal.contacts.query import date_range, narrowing_clauses
 from portal.contacts.scope import (
     led_member_ids,
     may_own,
@@ -24,7 +25,16 @@ from portal.contacts.scope import (
     visible_clause,
 )
 from portal.extensions import db
-from portal.models import Account, Contact, ContactStatus, TeamMember, UnitMember, User
+from portal.models import (
+    Account,
+    Contact,
+    ContactStatus,
+    Lead,
+    Offer,
+    TeamMember,
+    UnitMember,
+    User,
+)
 from portal.models.user import UserStatus
 from portal.reports.periods import Period
 
@@ -36,6 +46,8 @@ class Metric:
     # How it is measured, in a line under it.
     measured: object
     in_period: bool  # whether the date range narrows it
+    # The list's filter that narrows a figure to its row's agent.
+    per_agent: str = "owner"
 
 
 METRICS = (
@@ -69,7 +81,29 @@ METRICS = (
         _l("Contacts lost now whose last activity is in the range."),
         True,
     ),
+    Metric(
+        "accepted",
+        _l("Offers accepted"),
+        _l("Contacts with a lead offered to them in the range that they accepted."),
+        True,
+        "offer_agent",
+    ),
+    Metric(
+        "declined",
+        _l("Offers declined"),
+        _l("Contacts with a lead offered to them in the range that they declined."),
+        True,
+        "offer_agent",
+    ),
+    Metric(
+        "expired",
+        _l("Offers run out"),
+        _l("Contacts with a lead offered to them in the range whose time ran out."),
+        True,
+        "offer_agent",
+    ),
 )
+OFFER_METRICS = {"accepted", "declined", "expired"}
 
 
 def metric_filters(metric: str, account: Account, period: Period) -> ContactFilters:
@@ -81,6 +115,10 @@ def metric_filters(metric: str, account: Account, period: Period) -> ContactFilt
         return replace(base, open_too_long=True)
     if metric == "received":
         return replace(base, created_from=period.first, created_to=period.last)
+    if metric in OFFER_METRICS:
+        return replace(
+            base, offer=metric, offer_from=period.first, offer_to=period.last
+        )
     if metric in ("won", "lost"):
         status = ContactStatus.WON if metric == "won" else ContactStatus.LOST
         return replace(
@@ -94,6 +132,9 @@ class AgentRow:
     user_id: int
     name: str
     counts: dict[str, int]
+    # Median seconds from a lead's arrival to this agent's accept, over the
+    # leads they accepted in the range (None: none).
+    speed_to_lead: int | None = None
 
 
 def agents_in_scope(
@@ -128,6 +169,43 @@ def _grouped(viewer: User, filters: ContactFilters, agent_ids: list[int]) -> dic
     return dict(rows.all())
 
 
+def _grouped_offers(
+    viewer: User, filters: ContactFilters, agent_ids: list[int]
+) -> dict:
+    """Distinct visible contacts per agent offered a lead as `filters` say:
+    what the list shows with offer_agent=<agent> added."""
+    rows = db.session.execute(
+        select(Offer.agent_id, func.count(distinct(Contact.id)))
+        .select_from(Contact)
+        .join(Lead, Lead.contact_id == Contact.id)
+        .join(Offer, Offer.lead_id == Lead.id)
+        .where(
+            visible_clause(viewer),
+            *narrowing_clauses(viewer, filters),
+            Offer.agent_id.in_(agent_ids),
+            Offer.state == filters.offer,
+            *date_range(Offer.offered_at, filters.offer_from, filters.offer_to),
+        )
+        .group_by(Offer.agent_id)
+    )
+    return dict(rows.all())
+
+
+def _speeds(account: Account, period: Period, agent_ids: list[int]) -> dict:
+    """Median speed to lead per agent over the leads they accepted."""
+    seconds: dict[int, list[int]] = {}
+    for agent_id, value in db.session.execute(
+        select(Lead.accepted_by_id, Lead.speed_to_lead_seconds).where(
+            Lead.account_id == account.id,
+            Lead.accepted_by_id.in_(agent_ids),
+            Lead.speed_to_lead_seconds.is_not(None),
+            *date_range(Lead.accepted_at, period.first, period.last),
+        )
+    ):
+        seconds.setdefault(agent_id, []).append(value)
+    return {agent: int(statistics.median(v)) for agent, v in seconds.items()}
+
+
 def rows(
     viewer: User,
     account: Account,
@@ -137,13 +215,18 @@ def rows(
 ) -> list[AgentRow]:
     agents = agents_in_scope(viewer, account, team_id, unit_id)
     ids = [a.id for a in agents]
-    counts = {
-        m.key: _grouped(viewer, metric_filters(m.key, account, period), ids)
-        if ids
-        else {}
-        for m in METRICS
-    }
+    counts: dict[str, dict] = {}
+    for m in METRICS:
+        filters = metric_filters(m.key, account, period)
+        grouped = _grouped_offers if m.key in OFFER_METRICS else _grouped
+        counts[m.key] = grouped(viewer, filters, ids) if ids else {}
+    speeds = _speeds(account, period, ids) if ids else {}
     return [
-        AgentRow(a.id, a.name, {m.key: counts[m.key].get(a.id, 0) for m in METRICS})
+        AgentRow(
+            a.id,
+            a.name,
+            {m.key: counts[m.key].get(a.id, 0) for m in METRICS},
+            speeds.get(a.id),
+        )
         for a in agents
     ]

@@ -25,6 +25,12 @@ from portal.settings.service import current_account
 
 bp = Blueprint("dashboard", __name__)
 
+
+@bp.context_processor
+def formats() -> dict:
+    return {"duration": periods.duration_text}
+
+
 TEMPLATE = "dashboard/index.html"
 # The contact list reads its date filters as whole days in UTC; the
 # dashboard's range is read the same way, or the counts would not agree.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 
 from portal.errors import ValidationError
@@ -71,3 +72,14 @@ def period_from(args: object, zone: ZoneInfo, today: date) -> Period:
     if errors:
         raise ValidationError(errors)
     return Period(first=first, last=last, zone=zone)  # type: ignore[arg-type]
+
+
+def duration_text(seconds: int | None) -> str:
+    """A short span as people read it: 45 s, 2.5 min, 1.2 h."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return _("%(n)d s", n=seconds)
+    if seconds < 3600:
+        return _("%(n)s min", n=format_decimal(seconds / 60, "#0.#"))
+    return _("%(n)s h", n=format_decimal(seconds / 3600, "#0.#"))

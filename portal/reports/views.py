@@ -8,7 +8,7 @@ import io
 
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
-from flask_babel import format_date, format_decimal, format_percent
+from flask_babel import format_date, format_percent
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -19,6 +19,7 @@ from portal.localtime import zone_of
 from portal.models.base import utcnow
 from portal.rendering import fragment_wanted, render
 from portal.reports import periods, service
+from portal.reports.periods import duration_text
 from portal.settings.service import current_account
 
 bp = Blueprint("reports", __name__)
@@ -31,18 +32,8 @@ def formats() -> dict:
     return {
         "day": lambda value: format_date(value, "medium"),
         "percent": lambda value: format_percent(value, "#0.0%"),
-        "duration": _duration,
+        "duration": duration_text,
     }
-
-
-def _duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return _("%(n)d s", n=seconds)
-    if seconds < 3600:
-        return _("%(n)s min", n=format_decimal(seconds / 60, "#0.#"))
-    return _("%(n)s h", n=format_decimal(seconds / 3600, "#0.#"))
 
 
 def _period(args: object) -> tuple[periods.Period | None, dict[str, str]]:
