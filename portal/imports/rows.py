@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -445,18 +444,3 @@ def _changes(values: dict, base_tags: list, base_custom: dict) -> dict:
     if values["custom"]:
         changes["custom"] = {**base_custom, **values["custom"]}
     return changes
-
-
-def insert_values(plan: RowPlan, imp: ContactImport, now: datetime) -> dict:
-    """The full row for a contact to create, normalised as create_contact does."""
-    values = plan.values
-    return {
-        **values,
-        "account_id": imp.account_id,
-        "origin": Origin.IMPORT,
-        "created_by_id": imp.user_id,
-        "created_at": now,
-        "updated_at": now,
-        "last_activity_at": now,
-        "assigned_at": now if values["owner_id"] else None,
-    }

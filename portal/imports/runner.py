@@ -30,7 +30,7 @@ from portal.contacts.ownership import (
 from portal.extensions import db
 from portal.imports import csvfile
 from portal.imports.progress import FAILURE_FILE_GONE, FAILURE_IMPORTER
-from portal.imports.rows import Action, RowChecker, RowPlan, insert_values
+from portal.imports.rows import Action, RowChecker, RowPlan
 from portal.imports.service import report_path, upload_path
 from portal.models import (
     Account,
@@ -51,6 +51,21 @@ RUNNABLE = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 # Called inside each batch's transaction just before its commit (the job's
 # lease renewal); raising there rolls the batch back and stops the run.
 Checkpoint = Callable[[ContactImport], None]
+
+
+def insert_values(plan: RowPlan, imp: ContactImport, now: datetime) -> dict:
+    """The full row for a contact to create, normalised as create_contact does."""
+    values = plan.values
+    return {
+        **values,
+        "account_id": imp.account_id,
+        "origin": Origin.IMPORT,
+        "created_by_id": imp.user_id,
+        "created_at": now,
+        "updated_at": now,
+        "last_activity_at": now,
+        "assigned_at": now if values["owner_id"] else None,
+    }
 
 
 def run_import(
