@@ -33,6 +33,7 @@ from portal import (
 from portal.api import bp as api_bp
 from portal.apikeys import bp as apikeys_bp
 from portal.auth import bp as auth_bp
+from portal.auth import view_as
 from portal.auth.access import can
 from portal.auth.service import load_session_user
 from portal.background import kinds as job_kinds
@@ -105,8 +106,11 @@ def create_app(config: dict | None = None) -> Flask:
         app, locale_selector=_select_locale, timezone_selector=select_timezone
     )
     _init_login(app)
+    # After Flask-Login has its user: viewing as another user swaps it.
+    app.before_request(view_as.apply)
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(view_as.bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(imports.bp)
     app.register_blueprint(contacts_bp)
@@ -188,6 +192,7 @@ def _init_templates(app: Flask) -> None:
         locale = get_locale()
         return {
             "can": can,
+            "view_as_viewer": view_as.viewer(),
             "navigation": navigation,
             "presence_switch": presence_switch,
             "languages": app.config["LANGUAGES"],

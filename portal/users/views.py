@@ -38,6 +38,7 @@ def users_context() -> dict:
         "users_url": url_for("users.index"),
         "csrf": generate_csrf(),
         "text": _row_text(),
+        "may_view_as": current_user.can("users.view_as"),
     }
 
 
@@ -54,6 +55,7 @@ def _row_text() -> dict[str, str]:
         "edit": _("Edit"),
         "suspend": _("Suspend"),
         "delete": _("Delete"),
+        "view_as": _("View as"),
         "confirm_suspend": _("Suspend %(name)s? They are signed out at once."),
         "reactivate": _("Reactivate"),
         "resend": _("Resend activation"),
