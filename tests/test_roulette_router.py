@@ -16,7 +16,6 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from portal.extensions import db
-from portal.leads import service as leads
 from portal.models import AgentState, Lead, Offer, User
 from portal.models.base import utcnow
 from portal.roulette import (
@@ -386,27 +385,6 @@ def test_placed_and_answered_offers_leave_no_job_for_the_worker(ctx):
     assert not get_queue().connection.exists(
         f"rq:job:roleta-expire-offer-{accepted.id}"
     )
-
-
-def test_after_an_intake_saw_nobody_free_its_process_leaves_leads_to_the_router(
-    app, router_elsewhere, monkeypatch
-):
-    app.extensions.pop("roleta.rosters", None)  # another test's
-    enable_roulette()
-    ana = agent()
-    ana_id = ana.id
-    switch.set_available(ana, False)
-    account = current_account()
-    payload = {"name": "Walk-in", "phone": "+55 11 98888-7777"}
-    assert leads.receive_lead(account, payload).state == "queued"
-
-    switch.set_available(db.session.get(User, ana_id), True)
-    payload = {"name": "Next", "phone": "+55 11 98888-6666"}
-    assert leads.receive_lead(account, payload).state == "queued"  # not looked
-
-    monkeypatch.setattr(routing, "NOBODY_FREE_SECONDS", 0)
-    payload = {"name": "Later", "phone": "+55 11 98888-5555"}
-    assert leads.receive_lead(current_account(), payload).state == "offered"
 
 
 def test_a_kept_roster_chooses_on_the_turns_other_processes_moved(ctx):

@@ -60,10 +60,8 @@ DISPATCH_BATCH = 200
 # What route_soon answers when a router took the work.
 HANDED_TO_ROUTER = "router"
 # After an intake saw nobody free, the intakes of its process leave new
-# leads to the router for this long, without reading who is free again: in
-# a burst each look costs a Redis and a database read, and an agent coming
-# free wakes the router anyway (whose own idle look is as long).
-NOBODY_FREE_SECONDS = 0.5
+# leads to the router for this long, without reading who is free again.
+NOBODY_FREE_SECONDS = 0.1
 
 
 def place_in_turn(
