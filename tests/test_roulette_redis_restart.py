@@ -59,9 +59,9 @@ def _redis_restart(app: Flask, scene: Scene, server: PrivateRedis) -> None:
     sock1 = scene.online(first, "A")
     sock2 = scene.online(second, "B")
     # Through the API: this process never talks to the private Redis.
-    lead1 = scene.post_lead("B", expect_state="offered")
+    lead1 = scene.post_lead("B", expect_state="queued")
     offer1 = sock1.wait_offer(timeout=10, lead_id=lead1)
-    lead2 = scene.post_lead("A", expect_state="offered")
+    lead2 = scene.post_lead("A", expect_state="queued")
     offer2 = sock2.wait_offer(timeout=10, lead_id=lead2)
     account_key = "roleta:presence:1"
     assert server.client().zcard(account_key) == 2

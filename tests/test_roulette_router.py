@@ -16,18 +16,9 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from portal.extensions import db
-from portal.models import AgentState, Lead, Offer, User
+from portal.models import AgentState, Lead, Offer
 from portal.models.base import utcnow
-from portal.roulette import (
-    choice,
-    decisions,
-    lease,
-    pool,
-    router,
-    routing,
-    sweep,
-    switch,
-)
+from portal.roulette import decisions, lease, pool, router, routing, sweep, switch
 from portal.settings.service import current_account
 from tests.factories import enable_roulette, make_api_key, make_lead
 from tests.roulette_helpers import agent, fresh, offers_of, pending_for
@@ -197,65 +188,33 @@ def test_without_a_router_wake_says_so_and_leaves_nothing_behind(ctx, redis_clie
     assert redis_client.llen(lease.WAKE) == 0
 
 
-def post_lead(client, key: str, phone: str):
-    return client.post(
-        "/api/v1/leads",
-        json={"name": "Walk-in", "phone": phone, "department": "sales"},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-
-
-def test_with_the_router_running_the_intake_offers_a_free_agent_itself(
+def test_with_the_router_running_the_intake_answers_at_once_and_the_router_offers(
     app, client, running_router
 ):
-    """The pop-up leaves from the intake's process: no wait for a pass."""
-    app.extensions.pop("roleta.rosters", None)  # another test's
     with app.app_context():
         enable_roulette()
         ana = agent()
         key = make_api_key("leads:write")
         db.session.remove()
 
-    response = post_lead(client, key, "+55 11 98888-7777")
+    response = client.post(
+        "/api/v1/leads",
+        json={"name": "Walk-in", "phone": "+55 11 98888-7777", "department": "sales"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert response.status_code == 201
-    assert response.get_json()["state"] == "offered"
+    assert response.get_json()["state"] == "queued"
     lead_id = response.get_json()["id"]
 
     with app.app_context():
-        # Already there when the intake answers.
-        offer = db.session.scalar(select(Offer).where(Offer.lead_id == lead_id))
-        assert (offer.agent_id, offer.state) == (ana.id, "pending")
-        assert db.session.get(Lead, lead_id).state == "offered"
-
-
-def test_with_the_router_running_a_lead_nobody_is_free_for_goes_to_the_router(
-    app, client, running_router
-):
-    app.extensions.pop("roleta.rosters", None)  # another test's
-    with app.app_context():
-        enable_roulette()
-        ana = agent()
-        key = make_api_key("leads:write")
-        db.session.remove()
-    first = post_lead(client, key, "+55 11 98888-7777").get_json()
-    assert first["state"] == "offered"
-
-    second = post_lead(client, key, "+55 11 98888-6666")
-    assert second.status_code == 201
-    assert second.get_json()["state"] == "queued"
-    lead_id = second.get_json()["id"]
-
-    with app.test_request_context():
-        offer = pending_for(db.session.get(Lead, first["id"]))
-        decisions.accept(db.session.get(User, ana.id), offer.id)
-        again = wait_for(
+        offer = wait_for(
             lambda: db.session.scalar(
                 select(Offer).where(Offer.lead_id == lead_id, Offer.state == "pending")
             ),
             what="the router's offer",
         )
-        assert again.agent_id == ana.id
-        db.session.remove()
+        assert offer.agent_id == ana.id
+        assert db.session.get(Lead, lead_id).state == "offered"
 
 
 def test_a_decline_wakes_the_router_which_asks_the_next_agent(app, running_router):
@@ -385,24 +344,6 @@ def test_placed_and_answered_offers_leave_no_job_for_the_worker(ctx):
     assert not get_queue().connection.exists(
         f"rq:job:roleta-expire-offer-{accepted.id}"
     )
-
-
-def test_a_kept_roster_chooses_on_the_turns_other_processes_moved(ctx):
-    """Another process offered Ana a lead (and she answered it) after this
-    roster was read: she waits least now, so Bea is asked first."""
-    enable_roulette()
-    ana, bea = agent(), agent()
-    in_turn(ana, bea)
-    account = current_account()
-    rosters = pool.RosterCache()
-    rosters.roster(account)
-    db.session.get(AgentState, ana.id).last_offer_at = utcnow()
-    db.session.commit()
-
-    now = utcnow()
-    kept = pool.read_pool(account, now, whole=True, roster=rosters.roster(account))
-    assert kept.roster is rosters.roster(account)  # not read again
-    assert choice.evaluate(kept, None, None, set()).chosen.id == bea.id
 
 
 def test_a_stale_roster_cannot_place_an_offer_for_a_switched_off_agent(

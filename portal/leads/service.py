@@ -7,12 +7,9 @@ What keeps the promises (CONTRACT "Lead intake API"):
   decides between concurrent requests. The loser's write rolls back (its
   new contact with it) and it answers with the winner's lead, so 20
   identical requests at once make one lead and at most one offer.
-- Routing happens after the commit (a placement needs a committed "queued"
+- Routing happens after the commit (`route_lead` needs a committed "queued"
   lead) and only by the request that created the lead; a failure there
   leaves the lead queued for the sweeper instead of failing the request.
-  When an agent is free the request places the first offer itself
-  (`route_new_lead`), so the pop-up leaves from this process at once;
-  otherwise the router (or, none running, the request) routes it.
 
 The hot path is one read (the department and campaign keys, the
 external_id probe, the match by phone and by email) and one write (two
@@ -55,7 +52,7 @@ from portal.models import (
     User,
 )
 from portal.models.base import utcnow
-from portal.roulette.routing import HANDED_TO_ROUTER, NewLead, route_new_lead
+from portal.roulette.routing import HANDED_TO_ROUTER, route_soon
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +63,6 @@ class CleanLead:
     phone: normalize.Phone | None
     email: str | None
     department_id: int | None
-    department_name: str | None
     campaign_id: int | None
     source: str | None
     message: str | None
@@ -209,7 +205,6 @@ def clean_lead(account: Account, payload: dict) -> CleanLead:
         phone=phone,
         email=email,
         department_id=found.department_id,
-        department_name=found.department_name,
         campaign_id=found.campaign_id,
         source=model.source,
         message=model.message,
@@ -220,17 +215,15 @@ def clean_lead(account: Account, payload: dict) -> CleanLead:
     )
 
 
-def _key_lookup(
-    model: type[Campaign | Department], name: str, column: str = "id"
-) -> Label:
+def _key_lookup(model: type[Campaign | Department], name: str) -> Label:
     return (
-        select(getattr(model, column))
+        select(model.id)
         .where(
             model.account_id == bindparam("account", type_=Integer),
             model.key == bindparam(name, type_=String),
         )
         .scalar_subquery()
-        .label(f"{name}_{column}")
+        .label(f"{name}_id")
     )
 
 
@@ -247,13 +240,11 @@ def _first_contact(column: InstrumentedAttribute, name: str) -> ScalarSelect:
 
 
 # What a lead refers to, in one round trip: its department's and campaign's
-# ids (and the department's name, for the offer pop-up), the lead an earlier
-# request with its external_id made, and the oldest contacts with its phone
-# and with its email. A NULL parameter finds nothing, so one statement serves
-# every payload.
+# ids, the lead an earlier request with its external_id made, and the
+# oldest contacts with its phone and with its email. A NULL parameter finds
+# nothing, so one statement serves every payload.
 _LOOKUP = select(
     _key_lookup(Department, "department"),
-    _key_lookup(Department, "department", "name"),
     _key_lookup(Campaign, "campaign"),
     select(Lead.id)
     .where(
@@ -319,11 +310,7 @@ def receive_lead(account: Account, payload: dict) -> Intake:
     except BaseException:
         db.session.rollback()
         raise
-    state = (
-        _route(account, _new_lead(lead_id, data))
-        if account.roulette_enabled
-        else LeadState.QUEUED
-    )
+    state = _route(lead_id) if account.roulette_enabled else LeadState.QUEUED
     return Intake(lead_id=lead_id, contact_id=contact_id, state=state, created=True)
 
 
@@ -442,32 +429,11 @@ def _touching_contact(lead_columns: tuple[str, ...]) -> Insert:
     )
 
 
-def _new_lead(lead_id: int, data: CleanLead) -> NewLead:
-    """The committed lead as its routing needs it. (A new contact is named
-    as the lead is, and has no owner; a returning one's name and owner are
-    read now, after the commit.)"""
-    name, owner_id = data.name, None
-    if data.contact_id is not None:
-        name, owner_id = db.session.execute(
-            select(Contact.name, Contact.owner_id).where(Contact.id == data.contact_id)
-        ).one()
-    return NewLead(
-        id=lead_id,
-        department_id=data.department_id,
-        department_name=data.department_name,
-        owner_id=owner_id,
-        contact_name=name,
-        source=data.source,
-        message=data.message,
-    )
-
-
-def _route(account: Account, lead: NewLead) -> str:
+def _route(lead_id: int) -> str:
     """Offer the committed lead; its state afterwards (queued when routing
     failed: the sweeper offers it later)."""
-    lead_id = lead.id
     try:
-        placed = route_new_lead(account, lead)
+        placed = route_soon(lead_id=lead_id)
     except Exception:
         db.session.rollback()
         log.exception("routing lead %s failed; it waits for the sweep", lead_id)

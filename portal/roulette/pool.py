@@ -10,7 +10,6 @@ pick the same free agent here, and the unique index lets one have her.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -116,17 +115,13 @@ def _hybrid(account: Account) -> bool:
     return account.process_mode == ProcessMode.HYBRID
 
 
-def _waiting_since(row: Row) -> datetime:
-    """Since when the agent waits: their last offer, or switching on."""
-    return max(row.last_offer_at or _EPOCH, row.available_changed_at or _EPOCH)
-
-
 def _agent(row: Row) -> Agent:
+    since = max(row.last_offer_at or _EPOCH, row.available_changed_at or _EPOCH)
     return Agent(
         id=row.id,
         name=row.name,
         available=bool(row.available),
-        waiting_since=_waiting_since(row),
+        waiting_since=since,
         language=row.language,
     )
 
@@ -242,12 +237,7 @@ def read_pool(
 ) -> Pool:
     """The pool for a lead of `department_id` (or, `whole`, for any lead):
     the roster (given, or read now) and who is live, busy and loaded now
-    (`live` and `busy` given: read just before, by `live_and_busy`).
-
-    A given roster (a `RosterCache`'s) may be older than offers other
-    processes made since: the free agents' turns are read again, so the
-    choice among them is made on their turns as they are now."""
-    kept = roster is not None
+    (`live` and `busy` given: read just before, by `live_and_busy`)."""
     if roster is None:
         roster = read_roster(account, department_id, owner_id, whole=whole)
     ids = list(roster.agents)
@@ -256,7 +246,7 @@ def read_pool(
     elif live is None or busy is None:
         live, busy = live_and_busy(account.id)
     loads = open_leads(account, ids) if ids and account.roulette_capacity else {}
-    pool = Pool(
+    return Pool(
         capacity=account.roulette_capacity,
         roster=roster,
         live=live,
@@ -264,15 +254,6 @@ def read_pool(
         loads=loads,
         closed=closed_of(roster.hours, now),
     )
-    if kept and len(pool.free) > 1:
-        for row in db.session.execute(_TURNS, {"user_ids": list(pool.free)}):
-            roster.agents[row.user_id].waiting_since = _waiting_since(row)
-    return pool
-
-
-_TURNS = select(
-    AgentState.user_id, AgentState.last_offer_at, AgentState.available_changed_at
-).where(AgentState.user_id.in_(bindparam("user_ids", expanding=True)))
 
 
 def live_and_busy(account_id: int) -> tuple[set[int], set[int]]:
@@ -308,10 +289,8 @@ class RosterCache:
     """The router's rosters between passes, one per account.
 
     Kept while the version counter stands still and for at most
-    ROSTER_SECONDS. Offers made from a pool update its agents' turn order in
-    place, as the placement writes it to the database; `read_pool` reads
-    the free agents' turns again for offers other processes made. Each web
-    process keeps one too (`portal.roulette.routing.route_new_lead`).
+    ROSTER_SECONDS. Offers the router makes update its agents' turn order in
+    place, as the placement writes it to the database.
     """
 
     def __init__(self) -> None:
@@ -319,21 +298,13 @@ class RosterCache:
         # Free agents each account had left after the router's last pass
         # (absent: unknown, e.g. the queue was empty).
         self.free_after: dict[int, int] = {}
-        # When a web process last saw nobody of the account free.
-        self.nobody_free_at: dict[int, float] = {}
 
     def nobody_free(self) -> bool:
         """Whether the last pass left no agent free in any account."""
         return bool(self.free_after) and not any(self.free_after.values())
 
     def roster(self, account: Account) -> Roster:
-        client = get_redis()
-        version = client.get(ROSTER_VERSION)
-        if version is None:
-            # A Redis that lost its keys (restarted, flushed) starts a new,
-            # random count: a roster kept from before can never match it.
-            client.set(ROSTER_VERSION, secrets.randbelow(2**62), nx=True)
-            version = client.get(ROSTER_VERSION)
+        version = get_redis().get(ROSTER_VERSION)
         entry = self._entries.get(account.id)
         now = time.monotonic()
         if entry is not None:

@@ -15,12 +15,9 @@ and the unique index lets exactly one of them have her.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app
 from redis import RedisError
 from sqlalchemy import Row, bindparam, select, update
 
@@ -43,7 +40,6 @@ from portal.roulette.pool import (
     RosterCache,
     declined_query,
     has_pending,
-    live_and_busy,
     may_take_a_lead,
     plan,
     read_pool,
@@ -59,9 +55,6 @@ MAX_ATTEMPTS = 8
 DISPATCH_BATCH = 200
 # What route_soon answers when a router took the work.
 HANDED_TO_ROUTER = "router"
-# After an intake saw nobody free, the intakes of its process leave new
-# leads to the router for this long, without reading who is free again.
-NOBODY_FREE_SECONDS = 0.1
 
 
 def place_in_turn(
@@ -235,15 +228,7 @@ def dispatch(
             account_id=account_id,
             timeout=timeout,
             pool=pool,
-            card=lambda offer, lead=lead: _card(
-                offer,
-                pool,
-                lead_id=lead.id,
-                contact_name=lead.name,
-                source=lead.source,
-                message=lead.message,
-                department_name=pool.roster.department_names.get(lead.department_id),
-            ),
+            card=lambda offer, lead=lead: _card(offer, pool, lead),
         ):
             placed += 1
     _record_reasons(_changed_reasons(reasons))
@@ -252,27 +237,18 @@ def dispatch(
     return placed
 
 
-def _card(
-    placed: Placed,
-    pool: Pool,
-    *,
-    lead_id: int,
-    contact_name: str,
-    source: str | None,
-    message: str | None,
-    department_name: str | None,
-) -> OfferCard:
-    """The pop-up, from what the routing read already."""
+def _card(placed: Placed, pool: Pool, lead: Row) -> OfferCard:
+    """The pop-up, from what the dispatch read already."""
     return OfferCard(
         offer_id=placed.offer_id,
-        lead_id=lead_id,
+        lead_id=lead.id,
         agent_id=placed.agent_id,
         offered_at=placed.offered_at,
         expires_at=placed.expires_at,
-        contact_name=contact_name,
-        source=source,
-        message=message,
-        department_name=department_name,
+        contact_name=lead.name,
+        source=lead.source,
+        message=lead.message,
+        department_name=pool.roster.department_names.get(lead.department_id),
         language=pool.agents[placed.agent_id].language,
     )
 
@@ -312,87 +288,6 @@ def _record_reasons(reasons: list[dict]) -> None:
         reasons,
     )
     db.session.commit()
-
-
-@dataclass(frozen=True)
-class NewLead:
-    """A lead its intake just committed, with what its pop-up shows: the
-    intake read all of it already, so placing it reads nothing back."""
-
-    id: int
-    department_id: int | None
-    department_name: str | None
-    owner_id: int | None  # its contact's
-    contact_name: str
-    source: str | None
-    message: str | None
-    # A new lead is in its first round, with no round declined.
-    round: int = 1
-    exhausted_at: datetime | None = None
-
-
-def route_new_lead(account: Account, lead: NewLead) -> Placed | str | None:
-    """Offer a lead just committed right here, when its plan has a free
-    agent: the pop-up then leaves from the intake's own process, without
-    waiting for the router's next pass. Anything else (nobody free, a
-    rival routing took the lead or every agent in the plan) goes the way
-    of every other commit, `route_soon`. Returns what that returns, or the
-    offer made here.
-
-    A new lead has no offers yet, so nobody declined it: the plan reads who
-    is live, busy and free now, against this process's kept roster (the
-    router's kind, `RosterCache`). A router running beside this sees the
-    offer's agent busy on its next pass, and their turn as it is now."""
-    # Read now: a failed placement's rollback expires the account.
-    account_id, timeout = account.id, account.roulette_offer_timeout
-    rosters = _kept_rosters()
-    seen = rosters.nobody_free_at.get(account_id)
-    if seen is not None and time.monotonic() - seen < NOBODY_FREE_SECONDS:
-        # A burst while everyone is answering: an agent coming free wakes
-        # the router, which offers them the oldest waiting lead.
-        return route_soon(lead_id=lead.id)
-    reads_outside_transaction(db.session)
-    live, busy = live_and_busy(account_id)
-    placed = lead_plan = None
-    # Nobody live is free of an offer: no roster can change that, and the
-    # router records why the lead waits.
-    if live - busy:
-        pool = read_pool(
-            account,
-            utcnow(),
-            whole=True,
-            roster=rosters.roster(account),
-            live=live,
-            busy=busy,
-        )
-        lead_plan = evaluate(pool, lead.department_id, lead.owner_id, frozenset())
-    db.session.rollback()  # end the read snapshot before placing
-    if lead_plan is None or not pool.free:
-        rosters.nobody_free_at[account_id] = time.monotonic()
-    if lead_plan is not None and lead_plan.chosen is not None:
-        placed = place_in_turn(
-            lead,
-            lead_plan,
-            account_id=account_id,
-            timeout=timeout,
-            card=lambda offer: _card(
-                offer,
-                pool,
-                lead_id=lead.id,
-                contact_name=lead.contact_name,
-                source=lead.source,
-                message=lead.message,
-                department_name=lead.department_name,
-            ),
-        )
-    if placed is None:
-        return route_soon(lead_id=lead.id)
-    return placed
-
-
-def _kept_rosters() -> RosterCache:
-    """This process's rosters, kept between the leads of its requests."""
-    return current_app.extensions.setdefault("roleta.rosters", RosterCache())
 
 
 def route_soon(

@@ -34,9 +34,8 @@ def test_a_lead_posted_to_one_process_reaches_the_agent_on_another_and_accept_ow
     sock = scene.online(ana, socket_on)
 
     started = time.monotonic()
-    # Ana is free: the intake offers her the lead itself, and the pop-up
-    # crosses to the process holding her socket.
-    lead_id = scene.post_lead(lead_to, name="Ana's lead", expect_state="offered")
+    # The intake hands the lead to the worker's router and answers at once.
+    lead_id = scene.post_lead(lead_to, name="Ana's lead", expect_state="queued")
     offer = sock.wait_offer(timeout=10, lead_id=lead_id)
     push_seconds = time.monotonic() - started
 
