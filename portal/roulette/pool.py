@@ -316,11 +316,15 @@ class RosterCache:
         return roster
 
 
-def declined_query(lead_ids: list[int]) -> Select:
+def declined_of(lead_ids: list[int]) -> list[Row]:
     """(lead id, agent id, round) of the leads' offers ended without owner."""
-    return select(Offer.lead_id, Offer.agent_id, Offer.round).where(
-        Offer.lead_id.in_(lead_ids), Offer.state.in_(ENDED_WITHOUT_OWNER)
-    )
+    return db.session.execute(_DECLINED, {"lead_ids": lead_ids}).all()
+
+
+_DECLINED = select(Offer.lead_id, Offer.agent_id, Offer.round).where(
+    Offer.lead_id.in_(bindparam("lead_ids", expanding=True)),
+    Offer.state.in_(ENDED_WITHOUT_OWNER),
+)
 
 
 def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
@@ -332,7 +336,7 @@ def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
     pool = read_pool(account, now, lead.department_id, owner_id)
     if not pool.agents:
         return Plan(agents=[], chosen=None)
-    rows = db.session.execute(declined_query([lead.id]))
+    rows = declined_of([lead.id])
     declined = declined_by(
         [(r.agent_id, r.round) for r in rows], lead.round, lead.exhausted_at is not None
     )
