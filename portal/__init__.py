@@ -38,6 +38,7 @@ from portal.auth.access import can
 from portal.auth.service import load_session_user
 from portal.background import kinds as job_kinds
 from portal.background.views import bp as jobs_admin_bp
+from portal.board import live as board_live
 from portal.board.views import bp as board_bp
 from portal.cli import register_commands
 from portal.config import build_config
@@ -58,6 +59,7 @@ from portal.extensions import (
 from portal.home import live as home_live
 from portal.ids import IdConverter
 from portal.imports.job import IMPORT_KIND
+from portal.leads.signals import lead_created
 from portal.localtime import select_timezone
 from portal.main import bp as main_bp
 from portal.navigation import navigation
@@ -66,6 +68,7 @@ from portal.notifications.push import notifications_changed
 from portal.realtime.views import bp as realtime_bp
 from portal.redis_conn import limiter_storage_uri, redis_url
 from portal.reports.views import bp as reports_bp
+from portal.roulette import signals as roulette_signals
 from portal.roulette.endings import withdraw_for_new_owners
 from portal.roulette.views import bp as roulette_bp
 from portal.roulette.views import presence_switch
@@ -140,6 +143,11 @@ def create_app(config: dict | None = None) -> Flask:
     # Automatic task rules hear of the contacts' events.
     owner_changed.connect(task_events.on_owner_changed, app)
     status_changed.connect(task_events.on_status_changed, app)
+    lead_created.connect(task_events.on_lead_created, app)
+    roulette_signals.offer_changed.connect(task_events.on_offer_changed, app)
+    # The live board follows the roulette.
+    roulette_signals.offer_changed.connect(board_live.on_roulette_changed, app)
+    roulette_signals.switch_changed.connect(board_live.on_roulette_changed, app)
     # Every commit that writes notifications pushes the badges it changed.
     notification_push.install()
     # Each feature's kind of background job, for the worker and the jobs page.

@@ -16,6 +16,7 @@ from portal.extensions import db
 from portal.models import Offer, Team, TeamMember
 from portal.models.base import utcnow
 from portal.realtime.hub import channel_of
+from portal.roulette import switch
 from tests import factories
 
 
@@ -101,3 +102,19 @@ def test_a_change_nudges_the_watching_supervisors_once_per_window(floor, redis_c
         if 'id="board-signal"' in body.get("t", ""):
             nudges.append(body["u"])
     assert nudges == [coordinator.id]  # the supervisor only, once
+
+
+def test_the_roulette_nudges_the_board_when_a_switch_changes(floor, redis_client):
+    coordinator, people, _outsider = floor
+    factories.go_online(coordinator, available=False)
+    listener = redis_client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel_of(redis_client))
+    listener.get_message(timeout=1)
+    redis_client.delete(f"roleta:board:{coordinator.account_id}")
+    switch.set_available(people["Dora"], True)
+    nudged = []
+    while (message := listener.get_message(timeout=0.3)) is not None:
+        body = json.loads(message["data"])
+        if 'id="board-signal"' in body.get("t", ""):
+            nudged.append(body["u"])
+    assert nudged == [coordinator.id]

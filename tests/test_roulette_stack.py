@@ -14,6 +14,7 @@ import portal.roulette
 STACK = (
     "choice",
     "lease",
+    "signals",
     "pool",
     "push",
     "placement",

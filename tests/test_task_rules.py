@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 
 from portal.contacts import service as contacts
 from portal.extensions import db
-from portal.models import Lead, Team, TeamMember
+from portal.models import Lead, Offer, Team, TeamMember
 from portal.models.base import utcnow
 from portal.models.task import RuleFiring, Task, TaskRule
 from portal.redis_conn import get_redis
-from portal.tasks import firing
+from portal.roulette import decisions
+from portal.tasks import firing, rules
 from tests import factories
 
 
@@ -26,6 +27,15 @@ def count(model, *where) -> int:
 
 def queued(app) -> int:
     return Queue(app.config["RQ_QUEUE"], connection=get_redis()).count
+
+
+@pytest.fixture(autouse=True)
+def _forget_listening():
+    """Each test's rules start unheard (the per-process memory of whether
+    an account has rules for an event)."""
+    rules._listening.clear()
+    yield
+    rules._listening.clear()
 
 
 @pytest.fixture
@@ -192,3 +202,40 @@ def test_pause_and_delete(client, auth, manager):
     assert client.post(f"/tasks/rules/{rule.id}/delete").status_code == 303
     assert count(TaskRule) == 0
     assert client.post("/tasks/rules/424242/delete").status_code == 404
+
+
+def test_a_lead_through_the_api_and_an_offer_that_runs_out_fire_their_rules(
+    app, client, auth, manager, run_jobs
+):
+    agent = factories.make_user("attendant", name="Ana", departments=["sales"])
+    auth.login(manager)
+    _rule(
+        client, event="lead_created", title="Welcome call", assignee=f"user:{agent.id}"
+    )
+    _rule(
+        client, event="offer_expired", title="Why missed?", assignee=f"user:{agent.id}"
+    )
+    key = factories.make_api_key("leads:write")
+    response = client.post(
+        "/api/v1/leads",
+        json={"name": "Api Person", "phone": "+5511912340000"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code in (200, 201, 202), response.get_data(as_text=True)
+    run_jobs()
+    assert [t.title for t in db.session.scalars(select(Task))] == ["Welcome call"]
+
+    lead = db.session.scalar(select(Lead))
+    offer = Offer(
+        account_id=lead.account_id,
+        lead_id=lead.id,
+        agent_id=agent.id,
+        reason="turn",
+        expires_at=utcnow() - timedelta(seconds=1),
+    )
+    db.session.add(offer)
+    db.session.commit()
+    assert decisions.expire_offer(offer.id)
+    run_jobs()
+    titles = sorted(t.title for t in db.session.scalars(select(Task)))
+    assert titles == ["Welcome call", "Why missed?"]

@@ -47,3 +47,26 @@ def changed(account_id: int) -> None:
         "board-signal", "/roulette/board", "roulette-board", DEBOUNCE_MS + 100
     )
     livesignal.push(watching, html)
+
+
+# An agent's account, kept per process (it never changes): the roulette's
+# signals name the agent, and a flood of offers should not each cost a read.
+_accounts: dict[int, int] = {}
+
+
+def _account_of(agent_id: int) -> int | None:
+    if agent_id not in _accounts:
+        account_id = db.session.scalar(
+            select(User.account_id).where(User.id == agent_id)
+        )
+        if account_id is None:
+            return None
+        _accounts[agent_id] = account_id
+    return _accounts[agent_id]
+
+
+def on_roulette_changed(sender: object, *, agent_id: int, **_kw: object) -> None:
+    """The roulette's `offer_changed` and `switch_changed`."""
+    account_id = _account_of(agent_id)
+    if account_id is not None:
+        changed(account_id)

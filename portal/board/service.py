@@ -17,7 +17,16 @@ from sqlalchemy import select
 
 from portal.contacts import scope
 from portal.extensions import db
-from portal.models import Account, Contact, Department, Lead, LeadState, Offer, User
+from portal.models import (
+    Account,
+    Contact,
+    Department,
+    Lead,
+    LeadState,
+    Offer,
+    ProcessMode,
+    User,
+)
 from portal.models.base import utcnow
 from portal.models.roulette import OfferState
 from portal.realtime import presence
@@ -70,10 +79,10 @@ class Board:
 
 
 def _agents(viewer: User, account: Account, now: datetime) -> list[AgentRow]:
-    query = receivers(account)
+    query = receivers(account.process_mode == ProcessMode.HYBRID)
     if not scope.sees_everything(viewer):
         query = query.where(User.id.in_(scope.led_member_ids(viewer)))
-    rows = db.session.execute(query).all()
+    rows = db.session.execute(query, {"account_id": account.id}).all()
     live = presence.live_user_ids(account.id)
     pending = dict(
         db.session.execute(

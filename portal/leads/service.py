@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, update
@@ -40,6 +41,7 @@ from portal.errors import NotFound, ValidationError
 from portal.extensions import db
 from portal.ids import MAX_ID
 from portal.leads.schemas import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadIn
+from portal.leads.signals import lead_created
 from portal.models import (
     Account,
     Campaign,
@@ -311,6 +313,11 @@ def receive_lead(account: Account, payload: dict) -> Intake:
         db.session.rollback()
         raise
     state = _route(lead_id) if account.roulette_enabled else LeadState.QUEUED
+    lead_created.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account_id=account.id,
+        lead_id=lead_id,
+    )
     return Intake(lead_id=lead_id, contact_id=contact_id, state=state, created=True)
 
 

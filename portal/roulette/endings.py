@@ -21,7 +21,7 @@ from sqlalchemy import and_, or_, select, update
 from portal.extensions import db
 from portal.models import AssignmentHow, Lead, LeadState, Offer, OfferState
 from portal.models.base import utcnow
-from portal.roulette import push
+from portal.roulette import push, signals
 from portal.roulette.push import Ended, ended_of
 from portal.roulette.routing import MAX_ATTEMPTS, route_soon
 
@@ -45,6 +45,12 @@ def after_decision(offer: Ended, agent_free: bool = True) -> None:
         push.offer_ended(offer)
     except Exception:
         log.exception("pushing the end of offer %s failed", offer.id)
+    signals.send(
+        signals.offer_changed,
+        agent_id=offer.agent_id,
+        offer_id=offer.id,
+        state=offer.state,
+    )
     route_soon(
         lead_id=offer.lead_id if offer.state != OfferState.ACCEPTED else None,
         agent_id=offer.agent_id if agent_free else None,

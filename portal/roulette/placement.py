@@ -40,7 +40,7 @@ from portal.models import (
     OfferState,
 )
 from portal.models.base import utcnow
-from portal.roulette import push
+from portal.roulette import push, signals
 from portal.roulette.choice import Plan
 from portal.roulette.push import OfferCard
 
@@ -264,3 +264,9 @@ def after_offer(placed: Placed, card: OfferCard | None = None) -> None:
     except Exception:
         # The agent re-receives it on reconnect; the deadline still holds.
         log.exception("pushing offer %s failed", placed.offer_id)
+    signals.send(
+        signals.offer_changed,
+        agent_id=placed.agent_id,
+        offer_id=placed.offer_id,
+        state="pending",
+    )

@@ -13,9 +13,10 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 
 from redis import RedisError
-from sqlalchemy import Row, and_, exists, func, or_, select
+from sqlalchemy import Integer, Row, and_, bindparam, exists, func, or_, select
 from sqlalchemy.sql.selectable import Select
 
 from portal.extensions import db
@@ -58,8 +59,20 @@ SCAN_LIMIT = 20
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def receivers(account: Account) -> Select:
-    """Active users whose role may receive leads (hybrid mode: flagged ones)."""
+# The reads below run for every lead and every pass: each statement is
+# built once, its values passed as parameters, since building and cache-
+# keying a statement per call cost more than running it.
+_ACCOUNT = bindparam("account_id", type_=Integer)
+
+
+@cache
+def receivers(
+    hybrid: bool, *, in_department: bool = False, or_owner: bool = False
+) -> Select:
+    """Active users of the account (parameter `account_id`) whose role may
+    receive leads; `hybrid` (the account's process mode): flagged ones only.
+    `in_department`: only members of `department_id`, and `or_owner` the
+    contact's owner (`owner_id`) wherever they sit."""
     query = (
         select(
             User.id,
@@ -77,11 +90,29 @@ def receivers(account: Account) -> Select:
             ),
         )
         .outerjoin(AgentState, AgentState.user_id == User.id)
-        .where(User.account_id == account.id, User.status == UserStatus.ACTIVE)
+        .where(User.account_id == _ACCOUNT, User.status == UserStatus.ACTIVE)
     )
-    if account.process_mode == ProcessMode.HYBRID:
+    if hybrid:
         query = query.where(User.receives_web_leads.is_(True))
+    if in_department:
+        members = select(department_member.c.user_id).where(
+            department_member.c.department_id
+            == bindparam("department_id", type_=Integer)
+        )
+        if or_owner:
+            query = query.where(
+                or_(
+                    User.id.in_(members),
+                    User.id == bindparam("owner_id", type_=Integer),
+                )
+            )
+        else:
+            query = query.where(User.id.in_(members))
     return query
+
+
+def _hybrid(account: Account) -> bool:
+    return account.process_mode == ProcessMode.HYBRID
 
 
 def _agent(row: Row) -> Agent:
@@ -98,37 +129,42 @@ def _agent(row: Row) -> Agent:
 def open_leads(account: Account, agent_ids: list[int]) -> dict[int, int]:
     """How many accepted, unattended leads each agent holds (the cap's count)."""
     rows = db.session.execute(
-        select(Lead.accepted_by_id, func.count())
-        # Only while the agent still owns the contact: once it is handed to
-        # someone else, the agent can no longer attend the lead, and it would
-        # hold one of their places for good.
-        .join(
-            Contact,
-            and_(
-                Contact.id == Lead.contact_id,
-                Contact.owner_id == Lead.accepted_by_id,
-            ),
-        )
-        .where(
-            Lead.account_id == account.id,
-            Lead.accepted_by_id.in_(agent_ids),
-            Lead.state == LeadState.ASSIGNED,
-            Lead.attended_at.is_(None),
-        )
-        .group_by(Lead.accepted_by_id)
+        _OPEN_LEADS, {"account_id": account.id, "agent_ids": agent_ids}
     )
     return {agent_id: count for agent_id, count in rows}
 
 
+_OPEN_LEADS = (
+    select(Lead.accepted_by_id, func.count())
+    # Only while the agent still owns the contact: once it is handed to
+    # someone else, the agent can no longer attend the lead, and it would
+    # hold one of their places for good.
+    .join(
+        Contact,
+        and_(
+            Contact.id == Lead.contact_id,
+            Contact.owner_id == Lead.accepted_by_id,
+        ),
+    )
+    .where(
+        Lead.account_id == _ACCOUNT,
+        Lead.accepted_by_id.in_(bindparam("agent_ids", expanding=True)),
+        Lead.state == LeadState.ASSIGNED,
+        Lead.attended_at.is_(None),
+    )
+    .group_by(Lead.accepted_by_id)
+)
+
+
 def department_hours(account_id: int) -> list[tuple[int, dict, str]]:
     """(id, working hours, time zone) of the departments that have hours."""
-    rows = db.session.execute(
-        select(Department.id, Department.working_hours, Department.timezone).where(
-            Department.account_id == account_id,
-            Department.working_hours.is_not(None),
-        )
-    )
+    rows = db.session.execute(_DEPARTMENT_HOURS, {"account_id": account_id})
     return [tuple(row) for row in rows]
+
+
+_DEPARTMENT_HOURS = select(
+    Department.id, Department.working_hours, Department.timezone
+).where(Department.account_id == _ACCOUNT, Department.working_hours.is_not(None))
 
 
 def closed_of(with_hours: Iterable[tuple[int, dict, str]], now: datetime) -> set[int]:
@@ -149,34 +185,28 @@ def read_roster(
 ) -> Roster:
     """The receivers for a lead of `department_id` (and its contact's owner),
     or with `whole` those of every department at once (the router's)."""
-    query = receivers(account)
-    if not whole and department_id is not None:
-        members = select(department_member.c.user_id).where(
-            department_member.c.department_id == department_id
-        )
-        if owner_id is not None:
-            query = query.where(or_(User.id.in_(members), User.id == owner_id))
-        else:
-            query = query.where(User.id.in_(members))
-    agents = {row.id: _agent(row) for row in db.session.execute(query)}
+    in_department = not whole and department_id is not None
+    query = receivers(
+        _hybrid(account),
+        in_department=in_department,
+        or_owner=in_department and owner_id is not None,
+    )
+    params = {
+        "account_id": account.id,
+        "department_id": department_id,
+        "owner_id": owner_id,
+    }
+    agents = {row.id: _agent(row) for row in db.session.execute(query, params)}
     membership: dict[int, set[int]] | None = None
     names: dict[int, str] = {}
     if whole:
         membership = {}
         if agents:
-            rows = db.session.execute(
-                select(
-                    department_member.c.department_id, department_member.c.user_id
-                ).where(department_member.c.user_id.in_(list(agents)))
-            )
+            rows = db.session.execute(_MEMBERSHIP, {"user_ids": list(agents)})
             for dept, user_id in rows:
                 membership.setdefault(dept, set()).add(user_id)
         names = dict(
-            db.session.execute(
-                select(Department.id, Department.name).where(
-                    Department.account_id == account.id
-                )
-            ).all()
+            db.session.execute(_DEPARTMENT_NAMES, {"account_id": account.id}).all()
         )
     return Roster(
         agents=agents,
@@ -184,6 +214,14 @@ def read_roster(
         department_names=names,
         hours=department_hours(account.id),
     )
+
+
+_MEMBERSHIP = select(
+    department_member.c.department_id, department_member.c.user_id
+).where(department_member.c.user_id.in_(bindparam("user_ids", expanding=True)))
+_DEPARTMENT_NAMES = select(Department.id, Department.name).where(
+    Department.account_id == _ACCOUNT
+)
 
 
 def read_pool(
@@ -194,23 +232,19 @@ def read_pool(
     *,
     whole: bool = False,
     roster: Roster | None = None,
+    live: set[int] | None = None,
+    busy: set[int] | None = None,
 ) -> Pool:
     """The pool for a lead of `department_id` (or, `whole`, for any lead):
-    the roster (given, or read now) and who is live, busy and loaded now."""
+    the roster (given, or read now) and who is live, busy and loaded now
+    (`live` and `busy` given: read just before, by `live_and_busy`)."""
     if roster is None:
         roster = read_roster(account, department_id, owner_id, whole=whole)
     ids = list(roster.agents)
-    busy: set[int] = set()
-    live: set[int] = set()
-    if ids:
-        live = presence.live_user_ids(account.id)
-        busy = set(
-            db.session.scalars(
-                select(Offer.agent_id).where(
-                    Offer.account_id == account.id, Offer.state == OfferState.PENDING
-                )
-            )
-        )
+    if not ids:
+        live, busy = set(), set()
+    elif live is None or busy is None:
+        live, busy = live_and_busy(account.id)
     loads = open_leads(account, ids) if ids and account.roulette_capacity else {}
     return Pool(
         capacity=account.roulette_capacity,
@@ -220,6 +254,20 @@ def read_pool(
         loads=loads,
         closed=closed_of(roster.hours, now),
     )
+
+
+def live_and_busy(account_id: int) -> tuple[set[int], set[int]]:
+    """Who of the account is live now, and who holds a pending offer. An
+    agent in the first and not the second may be free; nobody such, and no
+    lead can be offered now, whatever the roster says."""
+    live = presence.live_user_ids(account_id)
+    busy = set(db.session.scalars(_BUSY, {"account_id": account_id}))
+    return live, busy
+
+
+_BUSY = select(Offer.agent_id).where(
+    Offer.account_id == _ACCOUNT, Offer.state == OfferState.PENDING
+)
 
 
 # Bumped after every change of an agent's switch: the router's cached roster
@@ -268,11 +316,15 @@ class RosterCache:
         return roster
 
 
-def declined_query(lead_ids: list[int]) -> Select:
+def declined_of(lead_ids: list[int]) -> list[Row]:
     """(lead id, agent id, round) of the leads' offers ended without owner."""
-    return select(Offer.lead_id, Offer.agent_id, Offer.round).where(
-        Offer.lead_id.in_(lead_ids), Offer.state.in_(ENDED_WITHOUT_OWNER)
-    )
+    return db.session.execute(_DECLINED, {"lead_ids": lead_ids}).all()
+
+
+_DECLINED = select(Offer.lead_id, Offer.agent_id, Offer.round).where(
+    Offer.lead_id.in_(bindparam("lead_ids", expanding=True)),
+    Offer.state.in_(ENDED_WITHOUT_OWNER),
+)
 
 
 def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
@@ -284,7 +336,7 @@ def plan(account: Account, lead: Lead, now: datetime | None = None) -> Plan:
     pool = read_pool(account, now, lead.department_id, owner_id)
     if not pool.agents:
         return Plan(agents=[], chosen=None)
-    rows = db.session.execute(declined_query([lead.id]))
+    rows = declined_of([lead.id])
     declined = declined_by(
         [(r.agent_id, r.round) for r in rows], lead.round, lead.exhausted_at is not None
     )
@@ -314,7 +366,8 @@ def has_pending(agent_id: int) -> bool:
 def may_take_a_lead(account: Account, agent_id: int) -> bool:
     """Whether any routing could choose the agent now (a receiver, below
     the cap); if not, scanning the queue for them is wasted work."""
-    if db.session.scalar(receivers(account).where(User.id == agent_id)) is None:
+    query = receivers(_hybrid(account)).where(User.id == agent_id)
+    if db.session.scalar(query, {"account_id": account.id}) is None:
         return False
     if account.roulette_capacity:
         held = open_leads(account, [agent_id]).get(agent_id, 0)

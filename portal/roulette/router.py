@@ -60,10 +60,12 @@ def dispatch_all(
     on (`rosters`: the router's; `tick`: called between leads). Returns
     offers made."""
     reads_outside_transaction(db.session)
-    accounts = list(
-        db.session.scalars(select(Account).where(Account.roulette_enabled.is_(True)))
-    )
+    accounts = list(db.session.scalars(_ROULETTE_ON))
     return sum(dispatch(account, rosters=rosters, tick=tick) for account in accounts)
+
+
+# Built once: every pass runs it (see `portal.roulette.pool`).
+_ROULETTE_ON = select(Account).where(Account.roulette_enabled.is_(True))
 
 
 class LeaseLost(Exception):

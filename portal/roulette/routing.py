@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from redis import RedisError
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Integer, Row, bindparam, select, update
 
 from portal.database import reads_outside_transaction
 from portal.extensions import db
@@ -38,7 +38,7 @@ from portal.roulette.placement import LEAD_MOVED, Placed, after_offer, place
 from portal.roulette.pool import (
     SCAN_LIMIT,
     RosterCache,
-    declined_query,
+    declined_of,
     has_pending,
     may_take_a_lead,
     plan,
@@ -170,24 +170,7 @@ def dispatch(
     account_id, timeout = account.id, account.roulette_offer_timeout
     now = utcnow()
     waiting = db.session.execute(
-        select(
-            Lead.id,
-            Lead.round,
-            Lead.exhausted_at,
-            Lead.department_id,
-            # Whether its reasons are on record, not the reasons: a long
-            # queue's reasons (a list per lead of every agent) cost more to
-            # decode on every pass than the rest of the pass.
-            Lead.routing.is_not(None).label("routed"),
-            Lead.source,
-            Lead.message,
-            Contact.owner_id,
-            Contact.name,
-        )
-        .join(Contact, Contact.id == Lead.contact_id)
-        .where(Lead.account_id == account.id, Lead.state == LeadState.QUEUED)
-        .order_by(Lead.id)
-        .limit(limit)
+        _WAITING, {"account_id": account_id, "limit": limit}
     ).all()
     if not waiting:
         db.session.rollback()
@@ -197,7 +180,7 @@ def dispatch(
     roster = rosters.roster(account) if rosters is not None else None
     pool = read_pool(account, now, whole=True, roster=roster)
     declined_rows: dict[int, list[tuple[int, int]]] = {}
-    for row in db.session.execute(declined_query([lead.id for lead in waiting])):
+    for row in declined_of([lead.id for lead in waiting]):
         declined_rows.setdefault(row.lead_id, []).append((row.agent_id, row.round))
     db.session.rollback()  # end the read snapshot before placing
     placed = 0
@@ -235,6 +218,33 @@ def dispatch(
     if rosters is not None:
         rosters.free_after[account_id] = len(pool.free)
     return placed
+
+
+# The waiting leads a dispatch looks at, oldest first (built once: see
+# `portal.roulette.pool`).
+_WAITING = (
+    select(
+        Lead.id,
+        Lead.round,
+        Lead.exhausted_at,
+        Lead.department_id,
+        # Whether its reasons are on record, not the reasons: a long queue's
+        # reasons (a list per lead of every agent) cost more to decode on
+        # every pass than the rest of the pass.
+        Lead.routing.is_not(None).label("routed"),
+        Lead.source,
+        Lead.message,
+        Contact.owner_id,
+        Contact.name,
+    )
+    .join(Contact, Contact.id == Lead.contact_id)
+    .where(
+        Lead.account_id == bindparam("account_id", type_=Integer),
+        Lead.state == LeadState.QUEUED,
+    )
+    .order_by(Lead.id)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 def _card(placed: Placed, pool: Pool, lead: Row) -> OfferCard:

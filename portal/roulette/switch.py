@@ -23,7 +23,7 @@ from portal.models import AgentState, User
 from portal.models.base import utcnow
 from portal.realtime import presence
 from portal.realtime.hub import publish_close
-from portal.roulette import push
+from portal.roulette import push, signals
 from portal.roulette.endings import cancel_pending
 from portal.roulette.pool import roster_changed
 from portal.roulette.routing import route_soon
@@ -93,6 +93,7 @@ def set_available(user: User, available: bool, automatic: bool = False) -> Agent
     if changed:
         roster_changed()
         _despite_redis(_push_switch, user.id, automatic)
+        signals.send(signals.switch_changed, agent_id=user.id, available=available)
     if available:
         _despite_redis(route_soon, agent_id=user.id)
     elif not automatic:

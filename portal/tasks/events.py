@@ -4,7 +4,7 @@ is queued, and only when the account has an active rule for it."""
 from __future__ import annotations
 
 from portal.extensions import db
-from portal.models import Contact
+from portal.models import Contact, User
 from portal.queue import enqueue
 from portal.tasks.rules import any_active
 
@@ -21,12 +21,22 @@ def on_status_changed(
     after(account_id, "status_changed", "jobs.rules.status_changed", entry_id)
 
 
-def lead_created(account_id: int, lead_id: int) -> None:
+def on_lead_created(
+    sender: object, *, account_id: int, lead_id: int, **_kw: object
+) -> None:
+    """leads' `lead_created`."""
     after(account_id, "lead_created", "jobs.rules.lead_created", lead_id)
 
 
-def offer_expired(account_id: int, offer_id: int) -> None:
-    after(account_id, "offer_expired", "jobs.rules.offer_expired", offer_id)
+def on_offer_changed(
+    sender: object, *, agent_id: int, offer_id: int, state: str, **_kw: object
+) -> None:
+    """The roulette's `offer_changed`: an offer that ran out."""
+    if state != "expired":
+        return
+    agent = db.session.get(User, agent_id)
+    if agent is not None:
+        after(agent.account_id, "offer_expired", "jobs.rules.offer_expired", offer_id)
 
 
 def on_owner_changed(sender: object, *, owners: dict[int, int], **_kw: object) -> None:

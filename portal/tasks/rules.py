@@ -5,6 +5,7 @@ nothing half-written stays. The rules at work are portal.tasks.firing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
@@ -159,6 +160,7 @@ def create_rule(account: Account, actor: User, form: RuleForm) -> TaskRule:
     )
     db.session.add(rule)
     db.session.commit()
+    _changed()
     return rule
 
 
@@ -182,17 +184,31 @@ def get_rule(account: Account, rule_id: int) -> TaskRule:
 def set_active(rule: TaskRule, active: bool) -> None:
     rule.active = active
     db.session.commit()
+    _changed()
 
 
 def delete_rule(rule: TaskRule) -> None:
     db.session.delete(rule)
     db.session.commit()
+    _changed()
+
+
+# Whether an account has an active rule for an event, kept LISTEN_SECONDS
+# per process: every lead and every offer asks, and a flood of them should
+# not each cost a query. A change here forgets it at once; other processes
+# hear of a new rule within LISTEN_SECONDS.
+LISTEN_SECONDS = 5.0
+_listening: dict[tuple[int, str], tuple[float, bool]] = {}
 
 
 def any_active(account_id: int, event: str) -> bool:
     """Whether an event of this kind needs a job at all (most accounts have
     no rule for most events: no job is queued for them)."""
-    return bool(
+    now = time.monotonic()
+    known = _listening.get((account_id, event))
+    if known is not None and now - known[0] < LISTEN_SECONDS:
+        return known[1]
+    answer = bool(
         db.session.scalar(
             select(TaskRule.id)
             .where(
@@ -203,3 +219,9 @@ def any_active(account_id: int, event: str) -> bool:
             .limit(1)
         )
     )
+    _listening[(account_id, event)] = (now, answer)
+    return answer
+
+
+def _changed() -> None:
+    _listening.clear()
