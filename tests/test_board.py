@@ -57,6 +57,17 @@ def test_the_board_shows_each_agents_state_and_the_queue(client, auth, floor):
             expires_at=utcnow() + timedelta(seconds=30),
         )
     )
+    db.session.add(
+        Offer(
+            account_id=lead.account_id,
+            lead_id=lead.id,
+            agent_id=people["Carla"].id,
+            state="declined",
+            decline_reason="break",
+            reason="turn",
+            expires_at=utcnow() - timedelta(seconds=5),
+        )
+    )
     waiting = factories.make_lead(source="portal")
     waiting.created_at = utcnow() - timedelta(seconds=90)
     db.session.commit()
@@ -76,6 +87,7 @@ def test_the_board_shows_each_agents_state_and_the_queue(client, auth, floor):
     assert f'data-lead-id="{waiting.id}"' in html
     assert re.search(r"waiting (9\d|1[0-9]{2}) s", html)
     assert 'data-offers="pending">1 open' in html
+    assert 'data-reason="break">On a break<' in html
     fragment = client.hx_get("/roulette/board").get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="roulette-board"')
 

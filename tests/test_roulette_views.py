@@ -341,6 +341,24 @@ def test_decline_twice_is_409(client, auth, ctx):
     assert "You already declined this lead." in response.get_data(as_text=True)
 
 
+def test_decline_with_a_reason_keeps_it_and_a_bad_one_is_named(client, auth, ctx):
+    first, second = _agents()
+    offer = _offer_to(first, second)
+    card = push.offer_html(offer.id)
+    assert 'data-decline-reason="busy"' in card and "Busy with a customer" in card
+    auth.login(first)
+    bad = client.hx_post(f"/offers/{offer.id}/decline", data={"reason": "bored"})
+    assert bad.status_code == 422
+    assert "Pick a reason from the list." in bad.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Offer, offer.id).state == "pending"  # nothing written
+    ok = client.hx_post(f"/offers/{offer.id}/decline", data={"reason": "busy"})
+    assert ok.status_code == 200
+    db.session.expire_all()
+    ended = db.session.get(Offer, offer.id)
+    assert (ended.state, ended.decline_reason) == ("declined", "busy")
+
+
 def test_switching_off_withdraws_the_pending_offer(client, auth, ctx):
     first, second = _agents()
     offer = _offer_to(first, second)

@@ -64,6 +64,7 @@ class OfferRow:
     agent: str
     state: str
     offered_at: datetime
+    reason: str | None  # why it was declined, when the agent said
 
 
 @dataclass
@@ -133,7 +134,7 @@ def _waiting(viewer: User, account: Account) -> list[WaitingRow]:
 
 def _offers(viewer: User, account: Account, now: datetime) -> tuple[list, Counter]:
     query = (
-        select(User.name, Offer.state, Offer.offered_at)
+        select(User.name, Offer.state, Offer.offered_at, Offer.decline_reason)
         .join(User, User.id == Offer.agent_id)
         .where(
             Offer.account_id == account.id,
@@ -144,8 +145,8 @@ def _offers(viewer: User, account: Account, now: datetime) -> tuple[list, Counte
     if not scope.sees_everything(viewer):
         query = query.where(Offer.agent_id.in_(scope.led_member_ids(viewer)))
     rows = db.session.execute(query).all()
-    counts = Counter(state for _name, state, _at in rows)
-    recent = [OfferRow(name, state, at) for name, state, at in rows[:RECENT_OFFERS]]
+    counts = Counter(row.state for row in rows)
+    recent = [OfferRow(*row) for row in rows[:RECENT_OFFERS]]
     return recent, counts
 
 

@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from portal.auth.access import require
 from portal.board import service
+from portal.models.roulette import DECLINE_REASONS
 from portal.rendering import fragment_wanted, render
 from portal.settings.service import current_account
 
@@ -25,6 +26,7 @@ def formats() -> dict:
     return {
         "clock": lambda moment: format_time(moment, "medium") if moment else "",
         "waited": waited,
+        "decline_reasons": DECLINE_REASONS,
     }
 
 

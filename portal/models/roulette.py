@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -33,6 +34,14 @@ class OfferState(enum.StrEnum):
 # Declining, letting the clock run out and being withdrawn all end an offer
 # without an owner; within a round such an agent is not asked again.
 ENDED_WITHOUT_OWNER = (OfferState.DECLINED, OfferState.EXPIRED, OfferState.CANCELLED)
+
+# Why an agent passed, when they say (the pop-up's short list; optional).
+DECLINE_REASONS = {
+    "busy": _l("Busy with a customer"),
+    "break": _l("On a break"),
+    "not_mine": _l("Not my area"),
+    "other": _l("Another reason"),
+}
 
 _PENDING = text("state = 'pending'")
 
@@ -81,6 +90,7 @@ class Offer(AccountScoped, db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decline_reason: Mapped[str | None] = mapped_column(String(20))
 
     lead: Mapped[Lead] = relationship()
     agent: Mapped[User] = relationship()

@@ -15,12 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import aliased
 
 from portal.contacts.ownership import OwnerChange, hand_over
-from portal.errors import Conflict, NotFound
+from portal.errors import Conflict, NotFound, ValidationError
 from portal.extensions import db
 from portal.models import (
     AgentState,
@@ -33,6 +34,7 @@ from portal.models import (
     User,
 )
 from portal.models.base import utcnow
+from portal.models.roulette import DECLINE_REASONS
 from portal.roulette.endings import after_decision, lead_assigned_by_hand, requeue
 from portal.roulette.push import Ended, ended_of
 from portal.roulette.switch import set_available
@@ -104,7 +106,12 @@ def _refuse(offer_id: int) -> None:
     raise Conflict(str(_REFUSALS[OfferState(offer.state)]))
 
 
-def _decide(offer_id: int, state: OfferState, now: datetime) -> bool:
+def _decide(
+    offer_id: int, state: OfferState, now: datetime, reason: str | None = None
+) -> bool:
+    values: dict = {"state": state, "decided_at": now}
+    if reason:
+        values["decline_reason"] = reason
     return bool(
         db.session.execute(
             update(Offer)
@@ -113,7 +120,7 @@ def _decide(offer_id: int, state: OfferState, now: datetime) -> bool:
                 Offer.state == OfferState.PENDING,
                 Offer.expires_at > now,
             )
-            .values(state=state, decided_at=now)
+            .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
     )
@@ -222,13 +229,17 @@ def _withdraw_for_hand_assignment(contact_id: int) -> None:
     raise Conflict(str(_REFUSALS[OfferState.CANCELLED]))
 
 
-def decline(user: User, offer_id: int) -> Ended:
-    """The agent passes; the lead goes to the next candidate at once.
+def decline(user: User, offer_id: int, reason: str | None = None) -> Ended:
+    """The agent passes, saying why if they like (DECLINE_REASONS); the lead
+    goes to the next candidate at once.
 
-    Raises NotFound or Conflict, as `accept` does."""
+    Raises ValidationError naming `reason` for one not in the list, NotFound
+    or Conflict as `accept` does."""
+    if reason and reason not in DECLINE_REASONS:
+        raise ValidationError({"reason": _("Pick a reason from the list.")})
     offer = _own_offer(user, offer_id)
     now = utcnow()
-    if not _decide(offer.id, OfferState.DECLINED, now):
+    if not _decide(offer.id, OfferState.DECLINED, now, reason or None):
         db.session.rollback()
         _refuse(offer.id)
     requeue(offer.lead_id)

@@ -27,6 +27,7 @@ from werkzeug.routing import MapAdapter
 from portal.extensions import db
 from portal.models import Contact, Department, Lead, Notification, Offer, User
 from portal.models.base import utcnow
+from portal.models.roulette import DECLINE_REASONS
 from portal.realtime.hub import publish
 
 TEMPLATE = "roulette/_push.html"
@@ -53,7 +54,12 @@ def render_in(language: str | None, block: str, **context: Any) -> str:
     the rendering itself.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    names: dict[str, Any] = {"iso": iso, "pushed": True, **context}
+    names: dict[str, Any] = {
+        "iso": iso,
+        "pushed": True,
+        "decline_reasons": DECLINE_REASONS,
+        **context,
+    }
     if not has_request_context():
         # The router thread and jobs have no request: their links are built
         # as a request to PUBLIC_URL would build them.

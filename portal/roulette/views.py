@@ -19,7 +19,7 @@ from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.auth.access import require
-from portal.errors import Conflict, NotFound
+from portal.errors import Conflict, NotFound, ValidationError
 from portal.errors_http import error_response
 from portal.extensions import db
 from portal.models import AgentState
@@ -119,7 +119,11 @@ def accept(offer_id: int) -> ResponseReturnValue:
 def decline(offer_id: int) -> ResponseReturnValue:
     """Pass the lead on to the next agent."""
     try:
-        ended = decisions.decline(current_user, offer_id)
+        ended = decisions.decline(
+            current_user, offer_id, request.form.get("reason") or None
+        )
+    except ValidationError as exc:
+        return error_response(422, exc.fields["reason"], exc.fields)
     except NotFound:
         abort(404)
     except Conflict as exc:
