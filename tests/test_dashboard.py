@@ -44,6 +44,11 @@ def seeded(ctx):
             contact.created_at = now - timedelta(days=created_days)
             contact.last_activity_at = now - timedelta(days=idle_days)
     db.session.flush()
+    # First responses of Ana: 20 s and 90 s in the range, 10 min long ago.
+    for n, (seconds, days) in enumerate([(20, 1), (90, 2), (600, 50)]):
+        answered = factories.make_contact(owner=ana, name=f"Answered {n}")
+        answered.attended_at = now - timedelta(days=days)
+        answered.first_response_seconds = seconds
     # Offers: Ana declines two leads of one contact and accepts one (60 s);
     # Bruno lets one run out; an offer 40 days ago counts in no recent range.
     first = factories.make_contact(owner=ana, name="Ana offered")
@@ -105,9 +110,13 @@ def test_the_figures_have_the_known_answers_and_equal_their_lists(client, auth, 
     figures = _figures(response.get_data(as_text=True))
     assert {user for user, _metric in figures} == {coordinator.id, ana.id, bruno.id}
     expected = {
-        (ana.id, "open"): 5,
+        (ana.id, "open"): 8,
         (ana.id, "open_too_long"): 1,
-        (ana.id, "received"): 6,
+        (ana.id, "received"): 9,
+        (ana.id, "first_response"): 2,
+        (ana.id, "response_0"): 1,  # under 30 s
+        (ana.id, "response_1"): 1,  # 30 s to 2 min
+        (ana.id, "response_4"): 0,  # the 10-minute one is out of range
         (ana.id, "declined"): 1,  # two offers, one contact
         (ana.id, "accepted"): 1,
         (ana.id, "speed"): 1,
@@ -121,7 +130,8 @@ def test_the_figures_have_the_known_answers_and_equal_their_lists(client, auth, 
     }
     for key, count in expected.items():
         assert figures[key][0] == count, key
-    assert ">1 min<" in response.get_data(as_text=True)  # Ana's median
+    assert ">1 min<" in response.get_data(as_text=True)  # Ana's speed
+    assert "55 s" in response.get_data(as_text=True)  # her first response
     # Every figure clicks through to a list of exactly that many contacts.
     for (_user, metric), (count, href) in figures.items():
         listed = client.get(href).get_data(as_text=True)

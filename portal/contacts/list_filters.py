@@ -63,6 +63,10 @@ FILTER_KEYS = (
     "offer_agent",
     "offer_from",
     "offer_to",
+    "attended_from",
+    "attended_to",
+    "response_from",
+    "response_under",
     "sort",
 )
 # `offer=` values: contacts with a lead offered (to `offer_agent`, between
@@ -102,6 +106,11 @@ class ContactFilters:
     offer_agent_id: int | None = None
     offer_from: date | None = None
     offer_to: date | None = None
+    # First response: attended between these days, in [from, under) seconds.
+    attended_from: date | None = None
+    attended_to: date | None = None
+    response_from: int | None = None
+    response_under: int | None = None
     sort: str = "newest"
     cursor: Cursor | None = None
     limit: int = DEFAULT_LIMIT
@@ -127,6 +136,10 @@ class ContactFilters:
             "offer_agent": str(self.offer_agent_id) if self.offer_agent_id else "",
             "offer_from": _iso(self.offer_from),
             "offer_to": _iso(self.offer_to),
+            "attended_from": _iso(self.attended_from),
+            "attended_to": _iso(self.attended_to),
+            "response_from": _whole(self.response_from),
+            "response_under": _whole(self.response_under),
             "sort": "" if self.sort == "newest" else self.sort,
         }
         return {key: values[key] for key in FILTER_KEYS if values[key]}
@@ -138,6 +151,10 @@ class ContactFilters:
 
 def _iso(value: date | None) -> str:
     return value.isoformat() if value else ""
+
+
+def _whole(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 _PICK = _l("Pick from the list.")
@@ -207,6 +224,10 @@ class ListFilterForm(FlaskForm):
     offer_agent = StringField(filters=[_squash])
     offer_from = _IsoDate()
     offer_to = _IsoDate()
+    attended_from = _IsoDate()
+    attended_to = _IsoDate()
+    response_from = StringField(filters=[_squash])
+    response_under = StringField(filters=[_squash])
     sort = StringField(
         filters=[_squash, _newest_when_blank],
         validators=[AnyOf(SORTS, message=_PICK)],
@@ -273,6 +294,21 @@ class ListFilterForm(FlaskForm):
     def validate_offer_to(self, field: Field) -> None:
         self._after(field, self.offer_from)
 
+    def validate_attended_to(self, field: Field) -> None:
+        self._after(field, self.attended_from)
+
+    def _seconds(self, field: Field) -> None:
+        if field.data and not (
+            field.data.isascii() and field.data.isdigit() and len(field.data) <= 9
+        ):
+            raise WTFormsValidationError(_("Use a whole number of seconds."))
+
+    def validate_response_from(self, field: Field) -> None:
+        self._seconds(field)
+
+    def validate_response_under(self, field: Field) -> None:
+        self._seconds(field)
+
     def validate_offer_agent(self, field: Field) -> None:
         if field.data:
             self.ids["offer_agent"] = _id_in_account(self.account, User, field.data)
@@ -309,11 +345,19 @@ class ListFilterForm(FlaskForm):
             "offer_agent_id": self.ids.get("offer_agent"),
             "offer_from": self.offer_from.data,
             "offer_to": self.offer_to.data,
+            "attended_from": self.attended_from.data,
+            "attended_to": self.attended_to.data,
+            "response_from": _int_or_none(self.response_from.data),
+            "response_under": _int_or_none(self.response_under.data),
             "sort": self.sort.data,
         }
         if self.limit.data:
             values["limit"] = _capped_limit(self.limit.data)
         return ContactFilters(**values)
+
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value else None
 
 
 def parse_filters(

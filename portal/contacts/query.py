@@ -272,6 +272,13 @@ def narrowing_clauses(
     )
     if offered(filters):
         clauses.append(offer_clause(filters))
+    clauses += date_range(
+        column(Contact.attended_at), filters.attended_from, filters.attended_to
+    )
+    if filters.response_from is not None:
+        clauses.append(Contact.first_response_seconds >= filters.response_from)
+    if filters.response_under is not None:
+        clauses.append(Contact.first_response_seconds < filters.response_under)
     if filters.open_too_long:
         clauses.append(
             open_too_long_clause(

@@ -230,3 +230,76 @@ def rows(
         )
         for a in agents
     ]
+
+
+# First response: from the contact's arrival with its owner to the owner's
+# first history entry or edit (contacts.service.mark_attended measures it).
+RESPONSE_BUCKETS = (
+    (0, 30, _l("under 30 s")),
+    (30, 120, _l("30 s to 2 min")),
+    (120, 300, _l("2 to 5 min")),
+    (300, 600, _l("5 to 10 min")),
+    (600, 1800, _l("10 to 30 min")),
+    (1800, 3600, _l("30 to 60 min")),
+    (3600, None, _l("over 1 h")),
+)
+
+
+def response_filters(
+    account: Account, period: Period, low: int | None = None, high: int | None = None
+) -> ContactFilters:
+    """Contacts first answered in the range, [low, high) seconds after
+    arriving (no bounds: all of them)."""
+    return ContactFilters(
+        open_too_long_hours=account.open_too_long_hours,
+        attended_from=period.first,
+        attended_to=period.last,
+        response_from=low,
+        response_under=high,
+    )
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    user_id: int
+    name: str
+    median_seconds: int | None
+    answered: int
+    buckets: tuple[int, ...]
+
+
+def first_responses(
+    viewer: User,
+    account: Account,
+    period: Period,
+    team_id: int | None = None,
+    unit_id: int | None = None,
+) -> list[ResponseRow]:
+    agents = agents_in_scope(viewer, account, team_id, unit_id)
+    ids = [a.id for a in agents]
+    if not ids:
+        return []
+    buckets = [
+        _grouped(viewer, response_filters(account, period, low, high), ids)
+        for low, high, _label in RESPONSE_BUCKETS
+    ]
+    seconds: dict[int, list[int]] = {}
+    for owner_id, value in db.session.execute(
+        select(Contact.owner_id, Contact.first_response_seconds).where(
+            visible_clause(viewer),
+            *narrowing_clauses(viewer, response_filters(account, period)),
+            Contact.owner_id.in_(ids),
+            Contact.first_response_seconds.is_not(None),
+        )
+    ):
+        seconds.setdefault(owner_id, []).append(value)
+    return [
+        ResponseRow(
+            a.id,
+            a.name,
+            int(statistics.median(seconds[a.id])) if seconds.get(a.id) else None,
+            len(seconds.get(a.id, ())),
+            tuple(bucket.get(a.id, 0) for bucket in buckets),
+        )
+        for a in agents
+    ]

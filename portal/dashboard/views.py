@@ -60,16 +60,31 @@ def index() -> ResponseReturnValue:
     team_id = _choice(Team, request.args.get("team", ""), "team", errors)
     unit_id = _choice(Unit, request.args.get("unit", ""), "unit", errors)
     rows = []
+    responses = []
     links: dict[str, str] = {}
+    bucket_links: list[str] = []
     if period and not errors:
         rows = service.rows(current_user, account, period, team_id, unit_id)
+        responses = service.first_responses(
+            current_user, account, period, team_id, unit_id
+        )
         for metric in service.METRICS:
             args = service.metric_filters(metric.key, account, period).query_args()
             links[metric.key] = urlencode(args)
+        links["answered"] = urlencode(
+            service.response_filters(account, period).query_args()
+        )
+        bucket_links = [
+            urlencode(service.response_filters(account, period, low, high).query_args())
+            for low, high, _label in service.RESPONSE_BUCKETS
+        ]
     context = {
         "rows": rows,
         "metrics": service.METRICS,
         "links": links,
+        "responses": responses,
+        "buckets": [label for _low, _high, label in service.RESPONSE_BUCKETS],
+        "bucket_links": bucket_links,
         "contacts_url": url_for("contacts.index"),
         "period": period,
         "errors": errors,
