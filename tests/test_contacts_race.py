@@ -63,6 +63,14 @@ def process_server(
     server.stop()
 
 
+def _signed_in(server, racers: dict) -> list:
+    """Every racer signed in; a failure carries the server's log."""
+    try:
+        return sign_in_all(server.url, racers, factories.PASSWORD)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- web log\n{server.log_tail('web')}") from None
+
+
 def seed_racers(app: Flask, count: int, rounds: int) -> tuple[dict, list[int]]:
     """`count` attendants ({email: name}) and `rounds` unassigned contacts,
     committed, with the test process's session released."""
@@ -125,7 +133,7 @@ def assert_one_winner(
 
 def test_twenty_threads_claim_the_same_contact_one_wins(app: Flask, threaded_server):
     racers, contact_ids = seed_racers(app, THREADS, ROUNDS)
-    agents = sign_in_all(threaded_server.url, racers, factories.PASSWORD)
+    agents = _signed_in(threaded_server, racers)
     barrier = threading.Barrier(THREADS)
 
     def race(agent: Agent, contact_id: int) -> tuple[str, int, str]:
@@ -142,7 +150,7 @@ def test_twenty_threads_claim_the_same_contact_one_wins(app: Flask, threaded_ser
 
 def test_four_processes_claim_the_same_contact_one_wins(app: Flask, process_server):
     racers, contact_ids = seed_racers(app, PROCESSES * AGENTS_PER_PROCESS, ROUNDS)
-    agents = sign_in_all(process_server.url, racers, factories.PASSWORD)
+    agents = _signed_in(process_server, racers)
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(len(agents))
     results = spawn.Queue()
