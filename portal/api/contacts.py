@@ -17,7 +17,7 @@ from portal.contacts.cursor import Cursor, decode_cursor, encode_cursor
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.ids import parse_id
-from portal.leads.service import iso
+from portal.leads.reading import iso
 from portal.models import Account, Contact, User
 
 CURSOR_SORT = "api_id"

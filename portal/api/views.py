@@ -22,6 +22,7 @@ from portal.api.auth import current_account, require_scope
 from portal.api.errors import ApiError
 from portal.api.openapi import document
 from portal.extensions import db
+from portal.leads import reading as leads_reading
 from portal.leads import service as leads
 from portal.redis_conn import get_redis
 
@@ -112,7 +113,7 @@ def create_lead() -> ResponseReturnValue:
 @bp.get("/leads/<int:lead_id>")
 @require_scope("leads:read")
 def get_lead(lead_id: int) -> ResponseReturnValue:
-    return jsonify(leads.lead_detail(current_account(), lead_id))
+    return jsonify(leads_reading.lead_detail(current_account(), lead_id))
 
 
 @bp.get("/contacts")

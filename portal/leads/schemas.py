@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from flask_babel import gettext as _
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 MAX_NAME = 200
 MAX_MESSAGE = 5000
@@ -89,3 +91,38 @@ class LeadIn(BaseModel):
         max_length=MAX_CUSTOM_FIELDS,
         description="Up to 50 extra fields with scalar values.",
     )
+
+
+def _message_for(error: dict) -> str:
+    """A pydantic error in plain, translatable words."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    field = error["loc"][0] if error["loc"] else ""
+    if field == "custom":
+        if kind == "too_long":
+            return _("Use at most %(n)d fields.", n=MAX_CUSTOM_FIELDS)
+        if kind == "dict_type":
+            return _("Must be an object.")
+        if error["loc"][-1] == "[key]":
+            return _("Field names must have 1 to %(n)d characters.", n=MAX_CUSTOM_KEY)
+        return _("Values must be text, numbers, true, false or null.")
+    if kind == "missing":
+        return _("Required.")
+    if kind == "extra_forbidden":
+        return _("Unknown field.")
+    if kind == "string_type":
+        return _("Must be text.")
+    if kind == "string_too_short":
+        return _("Required.")
+    if kind == "string_too_long":
+        return _("Use at most %(n)d characters.", n=ctx.get("max_length", 0))
+    return _("Not valid.")
+
+
+def field_errors(exc: PydanticValidationError) -> dict[str, str]:
+    """{top-level field: message}, the first error of each field."""
+    errors: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else "body"
+        errors.setdefault(field, _message_for(error))
+    return errors

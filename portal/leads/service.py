@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -37,10 +37,9 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from portal.contacts import normalize
 from portal.contacts.cleaning import clean_email, unowned_contact_values
 from portal.database import column_param, prefixed, reads_outside_transaction
-from portal.errors import NotFound, ValidationError
+from portal.errors import ValidationError
 from portal.extensions import db
-from portal.ids import MAX_ID
-from portal.leads.schemas import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadIn
+from portal.leads.schemas import LeadIn, field_errors
 from portal.leads.signals import lead_created
 from portal.models import (
     Account,
@@ -49,9 +48,7 @@ from portal.models import (
     Department,
     Lead,
     LeadState,
-    Offer,
     Origin,
-    User,
 )
 from portal.models.base import utcnow
 from portal.roulette.routing import HANDED_TO_ROUTER, route_soon
@@ -87,41 +84,6 @@ class Intake:
 
 
 # ------------------------------------------------------------ validation
-
-
-def _message_for(error: dict) -> str:
-    """A pydantic error in plain, translatable words."""
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    field = error["loc"][0] if error["loc"] else ""
-    if field == "custom":
-        if kind == "too_long":
-            return _("Use at most %(n)d fields.", n=MAX_CUSTOM_FIELDS)
-        if kind == "dict_type":
-            return _("Must be an object.")
-        if error["loc"][-1] == "[key]":
-            return _("Field names must have 1 to %(n)d characters.", n=MAX_CUSTOM_KEY)
-        return _("Values must be text, numbers, true, false or null.")
-    if kind == "missing":
-        return _("Required.")
-    if kind == "extra_forbidden":
-        return _("Unknown field.")
-    if kind == "string_type":
-        return _("Must be text.")
-    if kind == "string_too_short":
-        return _("Required.")
-    if kind == "string_too_long":
-        return _("Use at most %(n)d characters.", n=ctx.get("max_length", 0))
-    return _("Not valid.")
-
-
-def field_errors(exc: PydanticValidationError) -> dict[str, str]:
-    """{top-level field: message}, the first error of each field."""
-    errors: dict[str, str] = {}
-    for error in exc.errors(include_url=False, include_input=False):
-        field = str(error["loc"][0]) if error["loc"] else "body"
-        errors.setdefault(field, _message_for(error))
-    return errors
 
 
 def _with_nul(payload: dict) -> list[str]:
@@ -455,48 +417,3 @@ def _route(lead_id: int) -> str:
         db.session.scalar(select(Lead.state).where(Lead.id == lead_id))
         or LeadState.QUEUED
     )
-
-
-# ---------------------------------------------------------------- reading
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z."""
-    if moment is None:
-        return None
-    return (
-        moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-def lead_detail(account: Account, lead_id: int) -> dict:
-    """The lead, who took it, and every offer made of it (oldest first).
-    Raises NotFound for a lead of another account or none."""
-    lead = db.session.get(Lead, lead_id) if 0 < lead_id <= MAX_ID else None
-    if lead is None or lead.account_id != account.id:
-        raise NotFound()
-    owner = None
-    if lead.accepted_by_id is not None:
-        user = db.session.get(User, lead.accepted_by_id)
-        if user is not None:
-            owner = {"id": user.id, "name": user.name}
-    offers = db.session.execute(
-        select(Offer.agent_id, Offer.state, Offer.offered_at, Offer.decided_at)
-        .where(Offer.lead_id == lead.id)
-        .order_by(Offer.id)
-    )
-    return {
-        "id": lead.id,
-        "contact_id": lead.contact_id,
-        "state": lead.state,
-        "owner": owner,
-        "offers": [
-            {
-                "agent_id": row.agent_id,
-                "state": row.state,
-                "offered_at": iso(row.offered_at),
-                "decided_at": iso(row.decided_at),
-            }
-            for row in offers
-        ],
-    }
