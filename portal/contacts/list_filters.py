@@ -42,6 +42,18 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_QUERY = 200
 SORTS = ("newest", "oldest", "last_activity")
+# The dashboard's click-through filters: understood, carried along, but not
+# offered in the list's form (offers to an agent; first responses).
+DASHBOARD_KEYS = (
+    "offer",
+    "offer_agent",
+    "offer_from",
+    "offer_to",
+    "attended_from",
+    "attended_to",
+    "response_from",
+    "response_under",
+)
 # The query-string keys this list understands, in the order a canonical
 # (bookmarkable, savable) query string lists them.
 FILTER_KEYS = (
@@ -59,14 +71,7 @@ FILTER_KEYS = (
     "active_to",
     "open_too_long",
     "lead",
-    "offer",
-    "offer_agent",
-    "offer_from",
-    "offer_to",
-    "attended_from",
-    "attended_to",
-    "response_from",
-    "response_under",
+    *DASHBOARD_KEYS,
     "sort",
 )
 # `offer=` values: contacts with a lead offered (to `offer_agent`, between

@@ -69,17 +69,6 @@ INDEX = "contacts/index.html"
 MORE_ROW_ID = "contact-more"
 # Every query-string key that can carry an error shown next to its field.
 ERROR_FIELDS = (*list_filters.FILTER_KEYS, "limit")
-# The dashboard's click-through filters: carried, not offered in the form.
-DASHBOARD_KEYS = (
-    "offer",
-    "offer_agent",
-    "offer_from",
-    "offer_to",
-    "attended_from",
-    "attended_to",
-    "response_from",
-    "response_under",
-)
 
 SORT_LABELS = {
     "newest": _l("Newest first"),
@@ -196,7 +185,7 @@ def _choices(account: Account, viewer: User) -> dict:
         "team",
         "unit",
         "limit",
-        *DASHBOARD_KEYS,
+        *list_filters.DASHBOARD_KEYS,
     }
     if not may_assign:
         shown.discard("lead")  # the queue filter is offered to assigners only
@@ -314,7 +303,7 @@ def _list_response(
             values=_raw_values(request.args),
             choices=choices,
             unshown_fields=choices["unshown_fields"],
-            dashboard_keys=DASHBOARD_KEYS,
+            dashboard_keys=list_filters.DASHBOARD_KEYS,
             quick_links=_quick_links(account, viewer),
             quick_view=quick_view,
             saved=saved_filters.list_saved(viewer),
